@@ -1,0 +1,20 @@
+"""django-redis-pool: one correctly configured Redis connection pool per alias.
+
+Importing this package has no side effects: no settings access, no network.
+"""
+
+from __future__ import annotations
+
+from redis_pool.pools import PoolExhaustedError
+from redis_pool.registry import AliasNotFound, get_pool, get_redis, pool_stats
+from redis_pool.stats import PoolStats, Timing
+
+__all__ = [
+    "AliasNotFound",
+    "PoolExhaustedError",
+    "PoolStats",
+    "Timing",
+    "get_pool",
+    "get_redis",
+    "pool_stats",
+]

@@ -1,0 +1,453 @@
+"""Settings: read ``REDIS_POOL`` live and turn it into one ``PoolConfig`` per alias.
+
+Everything here is pure: no network, no registry, never raises on bad input. Problems are
+returned as data so that ``checks.py`` can report them and ``registry.py`` can refuse to
+build the aliases they affect.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings as django_settings
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+DEFAULT_ALIAS = "default"
+
+# The defaults we apply where the user sets nothing. README "Settings reference" gives the
+# reason for each; keep the two in step.
+DEFAULT_MAX_CONNECTIONS = 32
+DEFAULT_SOCKET_CONNECT_TIMEOUT = 2.0
+DEFAULT_SOCKET_TIMEOUT = 5.0
+DEFAULT_POOL_TIMEOUT = 2.0
+DEFAULT_HEALTH_CHECK_INTERVAL = 30
+DEFAULT_RETRIES = 2
+# Above this a pool is "effectively unbounded": W001.
+UNBOUNDED_THRESHOLD = 10_000
+
+SECRET_KEYS = frozenset({"password", "username", "ssl_password", "credential_provider"})
+MASK = "********"
+
+# redis_pool's own keys, beside redis-py's keyword arguments.
+OWN_KEYS = frozenset({"url", "pool_timeout", "ssl"})
+
+# Keys whose value type we check (redis-py would only fail at the first connection).
+INT_KEYS = frozenset(
+    {"port", "db", "max_connections", "health_check_interval", "socket_read_size", "protocol"}
+)
+NUMBER_OR_NONE_KEYS = frozenset({"socket_timeout", "socket_connect_timeout", "pool_timeout"})
+BOOL_KEYS = frozenset(
+    {"decode_responses", "retry_on_timeout", "socket_keepalive", "ssl", "ssl_check_hostname"}
+)
+STR_KEYS = frozenset(
+    {
+        "url",
+        "host",
+        "path",
+        "client_name",
+        "encoding",
+        "encoding_errors",
+        "ssl_keyfile",
+        "ssl_certfile",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+    }
+)
+STR_OR_NONE_KEYS = frozenset({"password", "username", "ssl_password"})
+# Pool plumbing the user must not set: we choose the pool class and its queue.
+RESERVED_KEYS = frozenset({"timeout", "queue_class", "event_dispatcher", "himport_registry"})
+
+ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _params(*callables: Any) -> frozenset[str]:
+    names: set[str] = set()
+    for func in callables:
+        for name, param in inspect.signature(func).parameters.items():
+            if name != "self" and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                names.add(name)
+    return frozenset(names)
+
+
+@cache
+def _keys_by_transport() -> dict[str, frozenset[str]]:
+    pool = _params(ConnectionPool.__init__) - {"connection_class"}
+    base = _params(AbstractConnection.__init__) | pool | OWN_KEYS | {"connection_class"}
+    tcp = base | _params(Connection.__init__)
+    return {
+        "tcp": tcp - RESERVED_KEYS,
+        "ssl": (tcp | _params(SSLConnection.__init__)) - RESERVED_KEYS,
+        "unix": (base | _params(UnixDomainSocketConnection.__init__)) - RESERVED_KEYS,
+    }
+
+
+def known_keys() -> frozenset[str]:
+    """Every key REDIS_POOL accepts for some transport."""
+    keys = _keys_by_transport()
+    return keys["tcp"] | keys["ssl"] | keys["unix"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with REDIS_POOL; ``checks.py`` turns it into a CheckMessage."""
+
+    id: str
+    msg: str
+    hint: str | None = None
+    alias: str | None = None
+    error: bool = True
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """One alias, parsed: what ``registry.py`` needs to build its pool and client."""
+
+    alias: str
+    options: Mapping[str, Any]  # the user's dict as given, to detect changes
+    kwargs: dict[str, Any]  # connection kwargs for the pool, defaults applied, url resolved
+    max_connections: int
+    pool_timeout: float | None  # None: plain pool, fails at once when exhausted
+    address: str  # for display: credentials masked
+    transport: str = "tcp"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    configs: dict[str, PoolConfig]
+    problems: list[Problem]
+    errors_by_alias: dict[str, list[str]]
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any username and password replaced, safe to show anywhere."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+    except (ValueError, TypeError):
+        return "<invalid url>"
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        # unix:// URLs carry the password in the query string.
+        query = re.sub(r"(?i)((?:password|username|ssl_password)=)[^&]*", rf"\g<1>{MASK}", query)
+    rebuilt = f"{parts.scheme}://{netloc}{parts.path}"
+    return f"{rebuilt}?{query}" if query else rebuilt
+
+
+def show(key: str, value: Any) -> str:
+    """repr() of a setting value for a message, with secrets masked."""
+    if key in SECRET_KEYS and value is not None:
+        return repr(MASK)
+    if key == "url" and isinstance(value, str):
+        return repr(mask_url(value))
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _address(kwargs: Mapping[str, Any], transport: str) -> str:
+    if transport == "unix":
+        return f"unix://{kwargs.get('path', '')}?db={kwargs.get('db', 0)}"
+    scheme = "rediss" if transport == "ssl" else "redis"
+    creds = f"{MASK}@" if kwargs.get("password") or kwargs.get("username") else ""
+    host = kwargs.get("host", "localhost")
+    return f"{scheme}://{creds}{host}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+def _type_problem(key: str, value: Any) -> str | None:
+    """The expected type, if ``value`` is of the wrong type for ``key``."""
+    if key in INT_KEYS:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "an integer"
+    if key in NUMBER_OR_NONE_KEYS:
+        if value is None:
+            return None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and value > 0
+        return None if ok else "a positive number of seconds or None"
+    if key in BOOL_KEYS:
+        return None if isinstance(value, bool) else "True or False"
+    if key in STR_KEYS:
+        return None if isinstance(value, str) else "a string"
+    if key in STR_OR_NONE_KEYS:
+        return None if value is None or isinstance(value, str) else "a string or None"
+    return None
+
+
+def did_you_mean(word: str, choices: frozenset[str]) -> str | None:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.75)
+    return f"Did you mean {close[0]!r}?" if close else None
+
+
+def _is_single_form(raw: Mapping[Any, Any]) -> bool:
+    """The rule (README "Two forms"): a dict with any connection key is one pool."""
+    keys = known_keys()
+    return not raw or any(isinstance(k, str) and k in keys for k in raw)
+
+
+def split_aliases(raw: Any) -> tuple[dict[Any, Any], list[Problem]]:
+    """Normalise both forms to ``{alias: options}``."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        return {}, [
+            Problem(
+                "redis_pool.E001",
+                f"REDIS_POOL must be a dict, got {type(raw).__name__} {show('', raw)}.",
+                hint="Use {'url': 'redis://...'} for one pool, or {'alias': {...}} for several.",
+            )
+        ]
+    if _is_single_form(raw):
+        return {DEFAULT_ALIAS: raw}, []
+    return dict(raw), []
+
+
+def default_client_name(alias: str) -> str:
+    """``redis_pool:<project>:<alias>:<host>:<pid>``: what CLIENT LIST groups by."""
+    module = getattr(django_settings, "SETTINGS_MODULE", None) or os.environ.get(
+        "DJANGO_SETTINGS_MODULE", "django"
+    )
+    project = module.split(".")[0]
+    host = socket.gethostname().split(".")[0]
+    name = f"redis_pool:{project}:{alias}:{host}:{os.getpid()}"
+    # CLIENT SETNAME refuses spaces and newlines.
+    return re.sub(r"\s", "_", name)
+
+
+def default_retry() -> Retry:
+    # Retry only connection errors: a timeout already cost socket_timeout seconds, and
+    # retrying it would multiply the time a slow Redis holds a worker.
+    return Retry(
+        ExponentialWithJitterBackoff(base=0.05, cap=0.5),
+        DEFAULT_RETRIES,
+        supported_errors=(RedisConnectionError,),
+    )
+
+
+def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Problem]]:
+    """Parse one alias. Returns (config or None, problems); never raises."""
+    problems: list[Problem] = []
+    where = f"REDIS_POOL[{alias!r}]"
+
+    def err(pid: str, msg: str, hint: str | None = None) -> None:
+        problems.append(Problem(pid, msg, hint, str(alias)))
+
+    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
+        err(
+            "redis_pool.E009",
+            f"REDIS_POOL alias {alias!r} is not a valid name.",
+            "Use letters, digits, '_', '-' and '.' only.",
+        )
+        return None, problems
+    if not isinstance(options, Mapping):
+        hint = did_you_mean(alias, known_keys())
+        err(
+            "redis_pool.E002",
+            f"{where} must be a dict of connection options, got {type(options).__name__} "
+            f"{show('', options)}.",
+            hint
+            or "In the several-pools form every value is a dict of options for that alias.",
+        )
+        return None, problems
+
+    keys = known_keys()
+    for key in options:
+        if not isinstance(key, str) or key not in keys:
+            hint = did_you_mean(key, keys) if isinstance(key, str) else None
+            if isinstance(key, str) and key in RESERVED_KEYS:
+                hint = "redis_pool chooses this itself; use 'pool_timeout' to set the wait."
+            err(
+                "redis_pool.E003",
+                f"{where} has an unknown key {key!r}.",
+                hint or "Keys are redis-py ConnectionPool keyword arguments, plus 'url'.",
+            )
+    for key, value in options.items():
+        if not isinstance(key, str):
+            continue
+        expected = _type_problem(key, value)
+        if expected is not None:
+            err(
+                "redis_pool.E004",
+                f"{where}[{key!r}] must be {expected}, got {show(key, value)}.",
+            )
+    if problems:
+        return None, problems
+
+    kwargs: dict[str, Any] = {}
+    url = options.get("url")
+    if url is not None:
+        try:
+            from_url = parse_url(url)
+            path = urlsplit(url).path.strip("/")
+            if url.startswith(("redis://", "rediss://")) and path and "db" not in from_url:
+                raise ValueError(f"the path {path!r} is not a database number")
+        except Exception as exc:  # parse_url raises ValueError and friends
+            # The message may quote the URL: mask before showing.
+            detail = str(exc).replace(url, mask_url(url))
+            err(
+                "redis_pool.E005",
+                f"{where}['url'] is not a valid Redis URL: {show('url', url)} ({detail}).",
+                "Use redis://[[user]:password@]host[:port][/db], rediss://... or "
+                "unix:///path/to.sock[?db=N].",
+            )
+            return None, problems
+        for key in from_url:
+            if key in options and key != "connection_class":
+                err(
+                    "redis_pool.E007",
+                    f"{where} sets {key!r} both in 'url' and as a key "
+                    f"(url gives {show(key, from_url[key])}, key gives {show(key, options[key])}).",
+                    "Set it in one place only.",
+                )
+        kwargs.update(from_url)
+    if problems:
+        return None, problems
+    kwargs.update({k: v for k, v in options.items() if k not in OWN_KEYS})
+
+    transport = "tcp"
+    conn_class = kwargs.get("connection_class")
+    if conn_class is None:
+        if "path" in kwargs:
+            conn_class = UnixDomainSocketConnection
+        elif options.get("ssl"):
+            conn_class = SSLConnection
+        else:
+            conn_class = Connection
+        kwargs["connection_class"] = conn_class
+    if isinstance(conn_class, type) and issubclass(conn_class, UnixDomainSocketConnection):
+        transport = "unix"
+    elif isinstance(conn_class, type) and issubclass(conn_class, SSLConnection):
+        transport = "ssl"
+    allowed = _keys_by_transport()[transport]
+    for key in options:
+        if key not in allowed:
+            err(
+                "redis_pool.E008",
+                f"{where}[{key!r}] does not apply to a {transport} connection.",
+                "ssl_* keys need a rediss:// url or 'ssl': True; 'path' means a unix socket.",
+            )
+    if transport == "unix" and "host" in options:
+        err("redis_pool.E007", f"{where} sets both 'path' (unix socket) and 'host'.")
+
+    max_connections = kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS)
+    if max_connections is None:
+        max_connections = DEFAULT_MAX_CONNECTIONS
+    if max_connections <= 0:
+        err(
+            "redis_pool.E006",
+            f"{where}['max_connections'] must be a positive integer, got {max_connections!r}.",
+        )
+    for key in ("port", "db", "health_check_interval"):
+        value = kwargs.get(key)
+        if isinstance(value, int) and value < 0:
+            err("redis_pool.E004", f"{where}[{key!r}] must not be negative, got {value!r}.")
+    if problems:
+        return None, problems
+
+    if max_connections > UNBOUNDED_THRESHOLD:
+        problems.append(
+            Problem(
+                "redis_pool.W001",
+                f"{where}['max_connections'] is {max_connections}: effectively unbounded.",
+                "Match it to the concurrency of one process (its threads or tasks).",
+                alias,
+                error=False,
+            )
+        )
+    for key in ("socket_timeout", "socket_connect_timeout"):
+        if key in options and options[key] is None:
+            problems.append(
+                Problem(
+                    "redis_pool.W002",
+                    f"{where}[{key!r}] is None: a slow or unreachable Redis hangs the caller.",
+                    "Remove the key to get the default, or set a number of seconds.",
+                    alias,
+                    error=False,
+                )
+            )
+
+    kwargs.setdefault("socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT)
+    kwargs.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    kwargs.setdefault("health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL)
+    if "retry" not in kwargs:
+        kwargs["retry"] = default_retry()
+    if transport != "unix":
+        kwargs.setdefault("socket_keepalive", True)
+    if "client_name" not in kwargs:
+        kwargs["client_name"] = default_client_name(alias)
+
+    pool_timeout = options.get("pool_timeout", DEFAULT_POOL_TIMEOUT)
+    config = PoolConfig(
+        alias=alias,
+        options=dict(options),
+        kwargs=kwargs,
+        max_connections=max_connections,
+        pool_timeout=pool_timeout,
+        address=_address(kwargs, transport),
+        transport=transport,
+    )
+    return config, problems
+
+
+def parse(raw: Any) -> Parsed:
+    """Parse a whole REDIS_POOL value. Pure and total: bad input becomes Problems."""
+    aliases, problems = split_aliases(raw)
+    configs: dict[str, PoolConfig] = {}
+    errors: dict[str, list[str]] = {}
+    for alias, options in aliases.items():
+        config, found = parse_alias(alias, options)
+        problems.extend(found)
+        if config is not None:
+            configs[alias] = config
+        else:
+            errors[str(alias)] = [p.msg for p in found if p.error]
+    if aliases and not problems and DEFAULT_ALIAS not in aliases:
+        problems.append(
+            Problem(
+                "redis_pool.W003",
+                f"REDIS_POOL has no {DEFAULT_ALIAS!r} alias, so get_redis() without an "
+                f"argument fails; aliases: {', '.join(sorted(map(str, aliases)))}.",
+                error=False,
+            )
+        )
+    return Parsed(configs, problems, errors)
+
+
+class Settings:
+    """Every setting redis_pool reads, read live so override_settings() just works."""
+
+    @property
+    def REDIS_POOL(self) -> Any:
+        return getattr(django_settings, "REDIS_POOL", None)
+
+    @property
+    def REDIS_POOL_MIDDLEWARE_ALIAS(self) -> Any:
+        return getattr(django_settings, "REDIS_POOL_MIDDLEWARE_ALIAS", DEFAULT_ALIAS)
+
+    def parsed(self) -> Parsed:
+        return parse(self.REDIS_POOL)
+
+
+conf = Settings()
