@@ -45,6 +45,9 @@ DEFAULT_HEALTH_CHECK_INTERVAL = 30
 DEFAULT_RETRIES = 2
 # Above this a pool is "effectively unbounded": W001.
 UNBOUNDED_THRESHOLD = 10_000
+# redis-py's blocking pool pre-fills a queue with max_connections slots: 2**31 (the old
+# redis-py default people copy) would allocate 16 GB. Refuse such values outright.
+MAX_CONNECTIONS_LIMIT = 1_000_000
 
 SECRET_KEYS = frozenset({"password", "username", "ssl_password", "credential_provider"})
 MASK = "********"
@@ -240,7 +243,7 @@ def default_retry() -> Retry:
     # Retry only connection errors: a timeout already cost socket_timeout seconds, and
     # retrying it would multiply the time a slow Redis holds a worker.
     return Retry(
-        ExponentialWithJitterBackoff(base=0.05, cap=0.5),
+        ExponentialWithJitterBackoff(base=0.01, cap=0.1),
         DEFAULT_RETRIES,
         supported_errors=(RedisConnectionError,),
     )
@@ -267,8 +270,7 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
             "redis_pool.E002",
             f"{where} must be a dict of connection options, got {type(options).__name__} "
             f"{show('', options)}.",
-            hint
-            or "In the several-pools form every value is a dict of options for that alias.",
+            hint or "In the several-pools form every value is a dict of options for that alias.",
         )
         return None, problems
 
@@ -354,10 +356,11 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
     max_connections = kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS)
     if max_connections is None:
         max_connections = DEFAULT_MAX_CONNECTIONS
-    if max_connections <= 0:
+    if not 0 < max_connections <= MAX_CONNECTIONS_LIMIT:
         err(
             "redis_pool.E006",
-            f"{where}['max_connections'] must be a positive integer, got {max_connections!r}.",
+            f"{where}['max_connections'] must be a positive integer of at most "
+            f"{MAX_CONNECTIONS_LIMIT:,}, got {max_connections!r}.",
         )
     for key in ("port", "db", "health_check_interval"):
         value = kwargs.get(key)
