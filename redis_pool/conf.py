@@ -17,13 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.connection import (
     AbstractConnection,
-    BlockingConnectionPool,
     Connection,
     ConnectionPool,
     SSLConnection,
@@ -46,8 +44,9 @@ DEFAULT_RETRIES = 2
 # Above this a pool is "effectively unbounded": W001.
 UNBOUNDED_THRESHOLD = 10_000
 # redis-py's blocking pool pre-fills a queue with max_connections slots: 2**31 (the old
-# redis-py default people copy) would allocate 16 GB. Refuse such values outright.
-MAX_CONNECTIONS_LIMIT = 1_000_000
+# redis-py default people copy) would allocate 16 GB and stall ready() for minutes;
+# 100,000 takes ~0.1 s. No single process needs more (Redis's maxclients is 10,000).
+MAX_CONNECTIONS_LIMIT = 100_000
 
 SECRET_KEYS = frozenset({"password", "username", "ssl_password", "credential_provider"})
 MASK = "********"
@@ -144,20 +143,48 @@ class Parsed:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any username and password replaced, safe to show anywhere."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-    except (ValueError, TypeError):
+    """``url`` with any username and password replaced, safe to show anywhere.
+
+    Does not trust ``urlsplit``: a password with an unescaped '/', '?' or '#' would end its
+    netloc early. Everything between '://' and the last '@' is credentials, whatever it holds.
+    """
+    if not isinstance(url, str):
         return "<invalid url>"
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        # unix:// URLs carry the password in the query string.
-        query = re.sub(r"(?i)((?:password|username|ssl_password)=)[^&]*", rf"\g<1>{MASK}", query)
-    rebuilt = f"{parts.scheme}://{netloc}{parts.path}"
-    return f"{rebuilt}?{query}" if query else rebuilt
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    if "@" in rest:
+        rest = f"{MASK}@{rest.rsplit('@', 1)[1]}"
+    # unix:// URLs may carry credentials in the query string.
+    rest = re.sub(r"(?i)((?:password|username|ssl_password)=)[^&#]*", rf"\g<1>{MASK}", rest)
+    return f"{scheme}{sep}{rest}"
+
+
+def redact(text: str, kwargs: Mapping[str, Any]) -> str:
+    """``text`` with every secret value of ``kwargs`` replaced (for foreign error messages)."""
+    for key in SECRET_KEYS:
+        value = kwargs.get(key)
+        if isinstance(value, str) and value:
+            text = text.replace(value, MASK)
+    return text
+
+
+def _url_problem(url: str, from_url: Mapping[str, Any] | None) -> str | None:
+    """Why ``url`` is not usable, in our own words (redis-py's may quote the password)."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return "the scheme must be redis://, rediss:// or unix://"
+    if from_url is None:
+        return "it could not be parsed (a reserved character in the password must be %-escaped)"
+    rest = url.split("://", 1)[1]
+    authority, _, path = rest.rsplit("@", 1)[-1].partition("/")
+    if url.startswith("unix://"):
+        return None if from_url.get("path") else "it names no socket path"
+    if "?" in authority or "#" in authority:
+        return "it could not be parsed (a reserved character in the password must be %-escaped)"
+    path = path.split("?", 1)[0].strip("/")
+    if path and "db" not in from_url:
+        return f"the path {path!r} is not a database number"
+    return None
 
 
 def show(key: str, value: Any) -> str:
@@ -301,20 +328,26 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
     url = options.get("url")
     if url is not None:
         try:
-            from_url = parse_url(url)
-            path = urlsplit(url).path.strip("/")
-            if url.startswith(("redis://", "rediss://")) and path and "db" not in from_url:
-                raise ValueError(f"the path {path!r} is not a database number")
-        except Exception as exc:  # parse_url raises ValueError and friends
-            # The message may quote the URL: mask before showing.
-            detail = str(exc).replace(url, mask_url(url))
+            from_url: dict[str, Any] | None = parse_url(url)
+        except Exception:  # ValueError and friends; their text may quote the password
+            from_url = None
+        reason = _url_problem(url, from_url)
+        if reason is not None or from_url is None:
             err(
                 "redis_pool.E005",
-                f"{where}['url'] is not a valid Redis URL: {show('url', url)} ({detail}).",
+                f"{where}['url'] is not a valid Redis URL: {show('url', url)} ({reason}).",
                 "Use redis://[[user]:password@]host[:port][/db], rediss://... or "
                 "unix:///path/to.sock[?db=N].",
             )
             return None, problems
+        for key in from_url:
+            if key not in keys:
+                hint = did_you_mean(key, keys)
+                err(
+                    "redis_pool.E003",
+                    f"{where}['url'] has an unknown query parameter {key!r}.",
+                    hint or "Query parameters are redis-py connection keyword arguments.",
+                )
         for key in from_url:
             if key in options and key != "connection_class":
                 err(
@@ -338,9 +371,16 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
         else:
             conn_class = Connection
         kwargs["connection_class"] = conn_class
-    if isinstance(conn_class, type) and issubclass(conn_class, UnixDomainSocketConnection):
+    if not (isinstance(conn_class, type) and issubclass(conn_class, AbstractConnection)):
+        err(
+            "redis_pool.E004",
+            f"{where}['connection_class'] must be a redis-py connection class, "
+            f"got {show('connection_class', conn_class)}.",
+        )
+        return None, problems
+    if issubclass(conn_class, UnixDomainSocketConnection):
         transport = "unix"
-    elif isinstance(conn_class, type) and issubclass(conn_class, SSLConnection):
+    elif issubclass(conn_class, SSLConnection):
         transport = "ssl"
     allowed = _keys_by_transport()[transport]
     for key in options:
@@ -401,6 +441,15 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
     if "client_name" not in kwargs:
         kwargs["client_name"] = default_client_name(alias)
 
+    refusal = _dry_run(kwargs, max_connections)
+    if refusal is not None:
+        err(
+            "redis_pool.E011",
+            f"{where} is refused by redis-py: {refusal}",
+            "A value has the wrong type or shape for redis-py's ConnectionPool.",
+        )
+        return None, problems
+
     pool_timeout = options.get("pool_timeout", DEFAULT_POOL_TIMEOUT)
     config = PoolConfig(
         alias=alias,
@@ -412,6 +461,20 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
         transport=transport,
     )
     return config, problems
+
+
+def _dry_run(kwargs: dict[str, Any], max_connections: int) -> str | None:
+    """Build a throw-away plain pool and one connection object: constructors only, no I/O.
+
+    redis-py accepts any keyword of its signatures and fails later on a bad value; a system
+    check must catch that, not the first request.
+    """
+    try:
+        pool = ConnectionPool(max_connections=max_connections, **kwargs)
+        pool.make_connection()
+    except Exception as exc:
+        return redact(f"{type(exc).__name__}: {exc}", kwargs)
+    return None
 
 
 def parse(raw: Any) -> Parsed:

@@ -145,7 +145,7 @@ def test_e006_max_connections_out_of_range(value: int) -> None:
         (
             "redis_pool.E006",
             "REDIS_POOL['default']['max_connections'] must be a positive integer of at most "
-            f"1,000,000, got {value}.",
+            f"100,000, got {value}.",
             None,
         )
     ]

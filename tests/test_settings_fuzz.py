@@ -36,9 +36,8 @@ RESERVED = "@:/?#%"
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 KEYS = sorted(known_keys())
-# Above this BlockingConnectionPool pre-fills a queue with max_connections entries when it
-# is built, so a huge value makes ready() itself take minutes: see
-# test_huge_max_connections_does_not_stall_startup (xfail) below.
+# conf refuses more (E006): BlockingConnectionPool pre-fills a queue with max_connections
+# entries; see test_huge_max_connections_does_not_stall_startup below.
 MAX_CONNECTIONS_FUZZED = 100_000
 
 plain_text = st.text(alphabet=PLAIN, max_size=12)
@@ -168,11 +167,9 @@ def test_any_redis_pool_builds_pools_or_yields_check_errors(case: tuple[Any, str
         errors = [m for m in messages if m.level >= ERROR]
 
         unbuilt = [alias for alias in aliases if alias not in built]
-        # An alias is built, or a check reports an error, or (the gap pinned by the xfail
-        # test_value_the_pool_constructor_refuses_is_a_check_error) the pool constructor
-        # refused a value the checks let through and get_redis() names the alias.
+        # An alias is built, or a check reports an error and get_redis() names the alias.
         for alias in unbuilt:
-            assert errors or str(alias) in registry._broken, f"{alias!r} silently dropped"
+            assert errors, f"{alias!r} silently dropped"
         for alias in unbuilt:
             if isinstance(alias, str):
                 with pytest.raises((ImproperlyConfigured, AliasNotFound)) as caught:
@@ -197,12 +194,6 @@ def test_any_redis_pool_builds_pools_or_yields_check_errors(case: tuple[Any, str
         "redis://:PWABCDEF#GH@127.0.0.1:6379/0",
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="conf.mask_url splits the URL like urlsplit does, so a password with an "
-    "unescaped '/', '?' or '#' ends the netloc early; the E005 message then shows the URL "
-    "(and the port error shows the password's head) unmasked.",
-)
 def test_unescaped_reserved_character_in_password_is_masked(url: str) -> None:
     problems = parse({"url": url}).problems
     assert problems  # such a URL is invalid...
@@ -210,11 +201,6 @@ def test_unescaped_reserved_character_in_password_is_masked(url: str) -> None:
         assert "PWABCDEF" not in f"{problem.msg} {problem.hint}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conf.parse passes unknown URL query parameters (?foo=bar) through as connection "
-    "kwargs, as redis-py's parse_url does: no E003, and the first command raises TypeError.",
-)
 def test_unknown_url_query_parameter_is_a_check_error() -> None:
     url = "redis://127.0.0.1:6379/0?foo=bar"
     with override_settings(REDIS_POOL={"url": url}):
@@ -230,13 +216,6 @@ def test_unknown_url_query_parameter_is_a_check_error() -> None:
         {"oss_cluster_maint_notifications_handler": "x"},
     ],
     ids=["class-list", "class-float", "maint-config-dict", "oss-handler-str"],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="conf accepts every key of redis-py's signatures but type-checks only some: a "
-    "non-class connection_class, or a wrong type for redis-py's maint_notifications_config / "
-    "oss_cluster_maint_notifications_handler, passes the checks, then the pool constructor "
-    "raises in registry.load(); the alias is silently unbuilt until get_redis() is called.",
 )
 def test_value_the_pool_constructor_refuses_is_a_check_error(options: dict[str, Any]) -> None:
     with override_settings(REDIS_POOL={"url": "redis://127.0.0.1:6379/0", **options}):
@@ -255,12 +234,6 @@ print(time.monotonic() - start)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W001 only warns for max_connections > 10,000, yet the blocking pool is still "
-    "built, and redis-py's BlockingConnectionPool.reset() pre-fills a queue with "
-    "max_connections Nones: 10**7 takes ~11 s in ready(), 10**9 minutes and gigabytes.",
-)
 def test_huge_max_connections_does_not_stall_startup() -> None:
     try:
         subprocess.run(
