@@ -257,3 +257,34 @@ def test_registered_with_django() -> None:
     with override_settings(REDIS_POOL={"default": {"max_connections": 0}}):
         ids = [m.id for m in checks.run_checks(tags=["redis_pool"])]
     assert ids == ["redis_pool.E006"]
+
+
+def test_e003_unknown_url_query_parameter() -> None:
+    assert run({"default": {"url": "redis://localhost/0?socket_timout=3"}}) == [
+        (
+            "redis_pool.E003",
+            "REDIS_POOL['default']['url'] has an unknown query parameter 'socket_timout'.",
+            "Did you mean 'socket_timeout'?",
+        )
+    ]
+
+
+def test_e004_connection_class_not_a_class() -> None:
+    assert run({"default": {"connection_class": "redis.Connection"}}) == [
+        (
+            "redis_pool.E004",
+            "REDIS_POOL['default']['connection_class'] must be a redis-py connection class, "
+            "got 'redis.Connection'.",
+            None,
+        )
+    ]
+
+
+def test_e011_value_redis_py_refuses() -> None:
+    [(cid, msg, hint)] = run(
+        {"default": {"password": SECRET, "maint_notifications_config": {"enabled": True}}}
+    )
+    assert cid == "redis_pool.E011"
+    assert msg.startswith("REDIS_POOL['default'] is refused by redis-py: ")
+    assert SECRET not in msg
+    assert hint == "A value has the wrong type or shape for redis-py's ConnectionPool."
