@@ -1,0 +1,1 @@
+"""The benchmark's own Django project: one view per way of getting a Redis client."""
