@@ -32,15 +32,18 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import PoolExhaustedError, get_pool, get_redis, pool_stats
-from redis_pool.conf import DEFAULT_RETRIES
+from redis_pool.conf import default_retry
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "redis_pool:tests:"  # our pools' client names start with this
 
-# redis_pool's default Retry (conf.default_retry): DEFAULT_RETRIES retries with
-# ExponentialWithJitterBackoff(base=0.05, cap=0.5).
-BACKOFF_BASE, BACKOFF_CAP = 0.05, 0.5
+# redis_pool's default Retry: its retry count and its backoff's base and cap (private in
+# redis-py's ExponentialWithJitterBackoff, read here only to bound the test's timings).
+_RETRY = default_retry()
+RETRIES = _RETRY.get_retries()
+BACKOFF_BASE: float = _RETRY._backoff._base
+BACKOFF_CAP: float = _RETRY._backoff._cap
 
 
 def evidence(name: str, **figures: Any) -> None:
@@ -212,13 +215,13 @@ def test_kill9_and_restart_under_load(fresh_server: RedisServer) -> None:
     )
     # The longest one operation may take when everything times out: a pool wait, then every
     # attempt of the outer (command) and inner (connect) retry loops, plus their backoff.
-    attempts = (DEFAULT_RETRIES + 1) ** 2
+    attempts = (RETRIES + 1) ** 2
     worst = pool_timeout + attempts * (connect_timeout + socket_timeout)
-    worst += (DEFAULT_RETRIES + 1) * DEFAULT_RETRIES * BACKOFF_CAP
+    worst += (RETRIES + 1) * RETRIES * BACKOFF_CAP
     # But a killed server refuses connections at once, so no timeout elapses: only the
     # backoff of the nested retries can, plus slack for 8 threads on a small, busy CI box.
-    backoff = sum(min(BACKOFF_CAP, BACKOFF_BASE * 2**i) for i in range(1, DEFAULT_RETRIES + 1))
-    bound = (DEFAULT_RETRIES + 2) * backoff + 0.5
+    backoff = sum(min(BACKOFF_CAP, BACKOFF_BASE * 2**i) for i in range(1, RETRIES + 1))
+    bound = (RETRIES + 2) * backoff + 0.5
 
     ops: list[list[Op]] = [[] for _ in range(threads)]
     stop = threading.Event()
