@@ -5,6 +5,7 @@ Importing this package has no side effects: no settings access, no network.
 
 from __future__ import annotations
 
+from redis_pool.aio import aget_redis
 from redis_pool.pools import PoolExhaustedError
 from redis_pool.registry import AliasNotFound, get_pool, get_redis, pool_stats
 from redis_pool.stats import PoolStats, Timing
@@ -14,6 +15,7 @@ __all__ = [
     "PoolExhaustedError",
     "PoolStats",
     "Timing",
+    "aget_redis",
     "get_pool",
     "get_redis",
     "pool_stats",

@@ -10,7 +10,7 @@ class RedisPoolConfig(AppConfig):
     verbose_name = "Redis pool"
 
     def ready(self) -> None:
-        from redis_pool import registry
+        from redis_pool import aio, registry
         from redis_pool.checks import check_settings
 
         checks.register(check_settings, "redis_pool")
@@ -18,3 +18,5 @@ class RedisPoolConfig(AppConfig):
         # migrate and every other command work while Redis is down.
         registry.load()
         setting_changed.connect(registry.on_setting_changed, dispatch_uid="redis_pool.reload")
+        # After the registry's receiver: it retires async pools whose config was replaced.
+        setting_changed.connect(aio.on_setting_changed, dispatch_uid="redis_pool.aio_reload")

@@ -1,4 +1,8 @@
-"""``request.redis``: the alias's shared client, attached lazily to every request."""
+"""``request.redis`` and ``request.aredis``: the alias's clients, attached lazily to requests.
+
+``request.redis`` is the shared sync client, for sync views; ``request.aredis`` is the
+``redis.asyncio`` client of the event loop serving the request, for async views.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject
 
+from redis_pool.aio import aget_redis
 from redis_pool.conf import conf
 from redis_pool.registry import get_redis
 
 
 class RedisPoolMiddleware:
-    """Sets ``request.redis``; a request that never reads it costs one small object."""
+    """Sets ``request.redis`` and ``request.aredis``; unread, each costs one small object."""
 
     sync_capable = True
     async_capable = True
@@ -47,3 +52,5 @@ class RedisPoolMiddleware:
         alias = conf.REDIS_POOL_MIDDLEWARE_ALIAS
         # Lazy so a misconfigured alias only fails the views that use Redis.
         request.redis = SimpleLazyObject(lambda: get_redis(alias))  # type: ignore[attr-defined]
+        # Resolved on first use, in the coroutine that uses it: that fixes the loop.
+        request.aredis = SimpleLazyObject(lambda: aget_redis(alias))  # type: ignore[attr-defined]

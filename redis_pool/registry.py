@@ -74,6 +74,12 @@ def get_pool(alias: str = DEFAULT_ALIAS) -> RedisPool | BlockingRedisPool:
     return _entries[alias].pool
 
 
+def get_config(alias: str = DEFAULT_ALIAS) -> PoolConfig:
+    """The parsed settings behind ``get_redis(alias)``; ``aio.py`` builds from the same."""
+    get_redis(alias)
+    return _entries[alias].config
+
+
 def aliases() -> list[str]:
     """The aliases whose pools are built, in settings order."""
     if not _loaded:

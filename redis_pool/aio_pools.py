@@ -1,0 +1,308 @@
+"""redis-py asyncio pools that count into ``stats.Counters``, built from a ``PoolConfig``.
+
+The async twin of ``pools.py``: subclasses of ``redis.asyncio``'s pools, so redis-py's own
+locking and health checks stay in charge. ``build_async()`` is the one place that turns a
+parsed alias into an async client; ``aio.py`` keeps one result per event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+from dataclasses import dataclass
+from functools import cache
+from time import perf_counter
+from typing import Any
+
+import redis.asyncio
+from django.core.exceptions import ImproperlyConfigured
+from redis import connection as sync_connection
+from redis._parsers import (
+    _AsyncHiredisParser,
+    _AsyncRESP2Parser,
+    _AsyncRESP3Parser,
+    _HiredisParser,
+    _RESP2Parser,
+    _RESP3Parser,
+)
+from redis._parsers.base import AsyncBaseParser
+from redis.asyncio import connection as async_connection
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry as SyncRetry
+
+from redis_pool.conf import PoolConfig, default_client_name
+from redis_pool.pools import InstrumentedPoolMixin, PoolExhaustedError
+from redis_pool.stats import Counters, PoolStats
+
+# conf.py resolves settings to redis-py's sync classes; these are their asyncio twins.
+_ASYNC_CONNECTION: dict[type[Any], type[Any]] = {
+    sync_connection.Connection: async_connection.Connection,
+    sync_connection.SSLConnection: async_connection.SSLConnection,
+    sync_connection.UnixDomainSocketConnection: async_connection.UnixDomainSocketConnection,
+}
+_ASYNC_PARSER: dict[type[Any], type[Any]] = {
+    _HiredisParser: _AsyncHiredisParser,
+    _RESP2Parser: _AsyncRESP2Parser,
+    _RESP3Parser: _AsyncRESP3Parser,
+}
+
+
+@cache
+def _accepted_keys(connection_class: type[Any]) -> frozenset[str]:
+    """Keyword arguments an asyncio connection class (or its pool) accepts."""
+    names: set[str] = set()
+    callables = [async_connection.ConnectionPool.__init__]
+    callables += [
+        klass.__dict__["__init__"]
+        for klass in connection_class.__mro__
+        if "__init__" in klass.__dict__ and issubclass(klass, async_connection.AbstractConnection)
+    ]
+    for func in callables:
+        for name, param in inspect.signature(func).parameters.items():
+            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                names.add(name)
+    return frozenset(names - {"self"})
+
+
+def _is_async_connection_class(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, async_connection.AbstractConnection)
+
+
+def async_kwargs(config: PoolConfig) -> dict[str, Any]:
+    """``config.kwargs`` (built for redis-py's sync pool) translated for ``redis.asyncio``.
+
+    Raises ``ImproperlyConfigured`` naming the alias and key for a setting redis.asyncio
+    has no equivalent of. Never includes a secret value in the message.
+    """
+    where = f"REDIS_POOL[{config.alias!r}]"
+    kwargs = dict(config.kwargs)
+    sync_class = kwargs["connection_class"]
+    conn_class: Any = _ASYNC_CONNECTION.get(sync_class, sync_class)
+    if not _is_async_connection_class(conn_class):
+        raise ImproperlyConfigured(
+            f"{where}['connection_class'] is {sync_class!r}, which aget_redis() cannot use: "
+            "redis.asyncio needs its own connection classes."
+        )
+    kwargs["connection_class"] = instrumented_async_connection_class(conn_class)
+    unsupported = sorted(set(kwargs) - _accepted_keys(conn_class) - {"connection_class"})
+    if unsupported:
+        raise ImproperlyConfigured(
+            f"{where} sets {', '.join(map(repr, unsupported))}, which redis.asyncio does not "
+            "support, so aget_redis() cannot build this alias."
+        )
+    retry = kwargs.get("retry")
+    if isinstance(retry, SyncRetry):
+        # redis-py has no public sync->async Retry conversion; both keep their whole
+        # state in these AbstractRetry attributes.
+        kwargs["retry"] = AsyncRetry(
+            copy.deepcopy(retry._backoff),
+            retry.get_retries(),
+            retry._supported_errors,  # type: ignore[arg-type]
+        )
+    parser = kwargs.get("parser_class")
+    if parser is not None and not (
+        isinstance(parser, type) and issubclass(parser, AsyncBaseParser)
+    ):
+        if parser not in _ASYNC_PARSER:
+            raise ImproperlyConfigured(
+                f"{where}['parser_class'] is {parser!r}, which has no redis.asyncio twin."
+            )
+        kwargs["parser_class"] = _ASYNC_PARSER[parser]
+    if "client_name" not in config.options:
+        # The parsed name carries the pid of the process that parsed settings; a pool is
+        # built later, maybe in a forked child, which must name its own connections.
+        kwargs["client_name"] = default_client_name(config.alias)
+    return kwargs
+
+
+@cache
+def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
+    """A subclass of the asyncio connection ``base`` reporting opens, closes and errors."""
+
+    class Instrumented(base):  # type: ignore[misc]
+        _rp_counters: Counters | None = None
+        _rp_open = False
+        _rp_out: float | None = None
+
+        async def _connect(self) -> None:
+            try:
+                await super()._connect()
+            except Exception:
+                if self._rp_counters is not None:
+                    self._rp_counters.add("errors")
+                raise
+            if self._rp_counters is not None:
+                self._rp_counters.add("created")
+            self._rp_open = True
+
+        def _rp_closed(self) -> None:
+            if self._rp_open and self._writer is None:
+                self._rp_open = False
+                if self._rp_counters is not None:
+                    self._rp_counters.add("closed")
+
+        def _close(self) -> None:
+            # The synchronous close redis-py uses outside a task (and in __del__).
+            super()._close()
+            self._rp_closed()
+
+        async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().disconnect(*args, **kwargs)
+            finally:
+                self._rp_closed()
+
+        async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().send_packed_command(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError):
+                if self._rp_counters is not None:
+                    self._rp_counters.add("errors")
+                raise
+
+        async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().read_response(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError):
+                if self._rp_counters is not None:
+                    self._rp_counters.add("errors")
+                raise
+
+    Instrumented.__name__ = Instrumented.__qualname__ = base.__name__
+    Instrumented.__module__ = base.__module__
+    return Instrumented
+
+
+class AsyncInstrumentedPool:
+    """Counts checkouts, returns and exhaustion of one alias's pool on one event loop.
+
+    Mirrors ``pools.InstrumentedPoolMixin`` with coroutines, and reuses its ``stats()`` so
+    sync and async pools report the same ``PoolStats``.
+    """
+
+    alias: str
+    address: str
+    counters: Counters
+    max_connections: int
+    timeout: float | None = None
+    # Set when settings changed: the pool takes no new work; returned connections close.
+    retired = False
+
+    def _rp_setup(self, config: PoolConfig) -> None:
+        self.alias = config.alias
+        self.address = config.address
+        self.counters = Counters()
+
+    def make_connection(self) -> Any:
+        connection = super().make_connection()  # type: ignore[misc]
+        connection._rp_counters = self.counters
+        return connection
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        start = perf_counter()
+        try:
+            connection = await super().get_connection()  # type: ignore[misc]
+        except MaxConnectionsError:
+            self.counters.add("exhausted")
+            raise PoolExhaustedError(self.alias, self.max_connections, None) from None
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, asyncio.TimeoutError):
+                self.counters.add("exhausted")
+                raise PoolExhaustedError(self.alias, self.max_connections, self.timeout) from None
+            raise
+        now = perf_counter()
+        connection._rp_out = now
+        self.counters.on_checkout(now - start)
+        return connection
+
+    async def release(self, connection: Any) -> None:
+        out = connection._rp_out
+        # Only count returns of connections we counted out (get_connection also releases
+        # a connection whose connect failed, before handing it out).
+        if out is not None and connection._rp_counters is self.counters:
+            connection._rp_out = None
+            self.counters.on_release(perf_counter() - out)
+        await super().release(connection)  # type: ignore[misc]
+        if self.retired:
+            await connection.disconnect()
+
+    def stats(self) -> PoolStats:
+        """A snapshot of this pool's counters; never touches the pool or the network."""
+        # Same fields, same meaning as the sync pools': one implementation.
+        return InstrumentedPoolMixin.stats(self)  # type: ignore[arg-type]
+
+
+class AsyncRedisPool(AsyncInstrumentedPool, redis.asyncio.ConnectionPool):
+    """Plain asyncio pool: fails at once when all ``max_connections`` are in use."""
+
+    def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
+        self._rp_setup(config)
+        super().__init__(max_connections=config.max_connections, **kwargs)
+
+
+class AsyncBlockingRedisPool(AsyncInstrumentedPool, redis.asyncio.BlockingConnectionPool):
+    """Blocking asyncio pool: a task waits up to ``pool_timeout`` seconds for a connection."""
+
+    def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
+        self._rp_setup(config)
+        super().__init__(
+            max_connections=config.max_connections, timeout=config.pool_timeout, **kwargs
+        )
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        if self.can_get_connection():
+            return await super().get_connection()
+        counters = self.counters
+        counters.add("waits")
+        counters.add("waiting")
+        try:
+            return await super().get_connection()
+        except PoolExhaustedError:
+            counters.add("wait_timeouts")
+            raise
+        finally:
+            counters.add("waiting", -1)
+
+
+@dataclass
+class AsyncEntry:
+    """One alias on one event loop: its client, and what closing it takes.
+
+    A topology with several pools (Cluster: one per node) keeps this interface.
+    """
+
+    config: PoolConfig
+    client: redis.asyncio.Redis
+    pool: AsyncRedisPool | AsyncBlockingRedisPool
+
+    def retire(self) -> None:
+        self.pool.retired = True
+
+    def in_use(self) -> int:
+        return len(self.pool._in_use_connections)
+
+    async def aclose(self, *, in_use: bool = True) -> None:
+        """Disconnect the pool's connections; ``in_use=False`` leaves borrowed ones."""
+        await self.pool.disconnect(inuse_connections=in_use)
+
+    def stats(self) -> list[PoolStats]:
+        return [self.pool.stats()]
+
+    def connections(self) -> list[Any]:
+        pool = self.pool
+        return [*pool._available_connections, *pool._in_use_connections]
+
+
+def build_async(config: PoolConfig) -> AsyncEntry:
+    """The async client of one alias, for the running event loop. Objects only: no network."""
+    kwargs = async_kwargs(config)
+    pool: AsyncRedisPool | AsyncBlockingRedisPool
+    if config.pool_timeout is None:
+        pool = AsyncRedisPool(config, kwargs)
+    else:
+        pool = AsyncBlockingRedisPool(config, kwargs)
+    return AsyncEntry(config, redis.asyncio.Redis(connection_pool=pool), pool)
