@@ -59,7 +59,9 @@ class _LoopPools:
 
         def done(task: asyncio.Task[None]) -> None:
             self.closing.discard(task)
-            if not entry.in_use() and entry in self.retired:
+            # Cancelled (asyncio.run() cancels what is left) or with connections still
+            # lent out: keep it for the loop's close to finish.
+            if not entry.connected() and entry in self.retired:
                 self.retired.remove(entry)
 
         task.add_done_callback(done)

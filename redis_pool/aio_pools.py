@@ -282,8 +282,9 @@ class AsyncEntry:
     def retire(self) -> None:
         self.pool.retired = True
 
-    def in_use(self) -> int:
-        return len(self.pool._in_use_connections)
+    def connected(self) -> bool:
+        """Whether any of its connections is open."""
+        return any(connection.is_connected for connection in self.connections())
 
     async def aclose(self, *, in_use: bool = True) -> None:
         """Disconnect the pool's connections; ``in_use=False`` leaves borrowed ones."""
