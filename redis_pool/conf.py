@@ -52,15 +52,35 @@ SECRET_KEYS = frozenset({"password", "username", "ssl_password", "credential_pro
 MASK = "********"
 
 # redis_pool's own keys, beside redis-py's keyword arguments.
-OWN_KEYS = frozenset({"url", "pool_timeout", "ssl"})
+OWN_KEYS = frozenset(
+    {
+        "url",
+        "pool_timeout",
+        "ssl",
+        # stats publishing and leak detection (monitor.py, leaks.py; docs/stats.md)
+        "publish_stats",
+        "publish_interval",
+        "leak_detection_threshold",
+    }
+)
 
 # Keys whose value type we check (redis-py would only fail at the first connection).
 INT_KEYS = frozenset(
     {"port", "db", "max_connections", "health_check_interval", "socket_read_size", "protocol"}
 )
-NUMBER_OR_NONE_KEYS = frozenset({"socket_timeout", "socket_connect_timeout", "pool_timeout"})
+NUMBER_OR_NONE_KEYS = frozenset(
+    {"socket_timeout", "socket_connect_timeout", "pool_timeout", "leak_detection_threshold"}
+)
+POSITIVE_NUMBER_KEYS = frozenset({"publish_interval"})
 BOOL_KEYS = frozenset(
-    {"decode_responses", "retry_on_timeout", "socket_keepalive", "ssl", "ssl_check_hostname"}
+    {
+        "decode_responses",
+        "retry_on_timeout",
+        "socket_keepalive",
+        "ssl",
+        "ssl_check_hostname",
+        "publish_stats",
+    }
 )
 STR_KEYS = frozenset(
     {
@@ -217,6 +237,10 @@ def _type_problem(key: str, value: Any) -> str | None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         ok = ok and math.isfinite(value) and value > 0
         return None if ok else "a positive number of seconds or None"
+    if key in POSITIVE_NUMBER_KEYS:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and value > 0
+        return None if ok else "a positive number of seconds"
     if key in BOOL_KEYS:
         return None if isinstance(value, bool) else "True or False"
     if key in STR_KEYS:

@@ -1,25 +1,31 @@
 """redis-py pools that count what they do, and name their connections per process.
 
 Subclasses, not wrappers: redis-py's own locking, fork check (``_checkpid``) and health
-checks stay in charge; we only add counters around ``get_connection`` / ``release`` and
-on the socket open/close of each connection.
+checks stay in charge. The counting happens inside redis-py's own critical sections, so
+it costs no lock of ours: the plain pool records checkouts and returns in its in-use set
+(``_CountingSet.add`` / ``remove`` run under the pool's lock), the blocking pool in its
+queue (``_CountingLifoQueue._get`` / ``_put`` run under the queue's mutex). Connects,
+closes and errors are counted by the connection class, off the checkout path.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cache
-from queue import Empty, LifoQueue
+from queue import LifoQueue
 from time import monotonic, perf_counter
 from typing import Any
 
 from redis.connection import BlockingConnectionPool, ConnectionPool
+from redis.exceptions import AuthenticationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from redis_pool import monitor
 from redis_pool.conf import PoolConfig, default_client_name
-from redis_pool.stats import Counters, PoolStats
+from redis_pool.leaks import capture, note_late_return
+from redis_pool.stats import SAMPLE_MASK, Counters, PoolStats, hostname
 
 
 class PoolExhaustedError(MaxConnectionsError):
@@ -38,55 +44,175 @@ class PoolExhaustedError(MaxConnectionsError):
         self.limit = limit
 
 
-class _PoolWaitTimeout(Empty):
-    """Raised by our queue so the pool can tell a wait timeout from a connect error."""
+class _CountingSet(set[Any]):
+    """The plain pool's in-use set. redis-py adds to it on checkout and removes from it on
+    return, both under the pool's lock, so the counters need no lock of their own.
 
-
-class _CountingLifoQueue(LifoQueue[Any]):
-    """The blocking pool's queue, counting callers that had to wait.
-
-    Mirrors ``queue.Queue.get``; the counters are only touched under the queue's own
-    mutex, so they need no other lock.
+    This is the hottest code of the app (benchmarks/bench_instrumentation.py holds it
+    within 5% of redis-py's own cycle), hence the inlined adds and the builtins bound as
+    defaults: a checkout is one clock read; a return is one clock read and a few adds. The
+    in-use gauge is the set's size, and checkouts are returns plus it.
     """
 
     counters: Counters
 
+    def add(self, connection: Any, _add: Any = set.add, _clock: Any = perf_counter) -> None:
+        _add(self, connection)
+        connection._rp_out = _clock()
+
+    def remove(
+        self, connection: Any, _remove: Any = set.remove, _clock: Any = perf_counter
+    ) -> None:
+        counters = self.counters
+        # The size before a return is a level the pool reached: the highest such level, or
+        # the level now, is the high-water mark (every peak ends with a return).
+        in_use = len(self)
+        if in_use > counters.high_water:
+            counters.high_water = in_use
+        _remove(self, connection)  # KeyError: not ours (redis-py ignores it), not counted
+        held = _clock() - connection._rp_out
+        counters.hold_total += held
+        if held > counters.hold_max:
+            counters.hold_max = held
+        slot = counters.hold_slot
+        counters.hold_samples[slot & SAMPLE_MASK] = held
+        counters.hold_slot = slot + 1
+
+
+class _LeakTrackingSet(_CountingSet):
+    """``_CountingSet`` that also records where each checkout happened."""
+
+    def add(self, connection: Any, *args: Any) -> None:
+        super().add(connection)
+        connection._rp_stack = capture()
+
+    def remove(self, connection: Any, *args: Any) -> None:
+        out = connection._rp_out
+        super().remove(connection)
+        held = perf_counter() - out
+        if held > self.counters.leak_limit:
+            note_late_return(self.counters, connection, out, held)
+
+
+class _CountingLifoQueue(LifoQueue[Any]):
+    """The blocking pool's queue: counts checkouts, returns and callers that had to wait.
+
+    ``get`` mirrors ``queue.Queue.get``; everything here runs under the queue's mutex.
+    Free slots hold a connection or redis-py's ``None`` placeholder, so the in-use gauge
+    is ``maxsize - len(queue)``.
+    """
+
+    def __init__(self, maxsize: int, pool: BlockingRedisPool) -> None:
+        super().__init__(maxsize)
+        # Pre-filled with redis-py's "no connection yet" placeholders, so that redis-py's
+        # own filling loop finds the queue full at once and no fill counts as a return.
+        self.queue.extend([None] * maxsize)
+        self.counters = pool.counters
+        self.alias = pool.alias
+        self.timeout: float | None = pool.timeout
+
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         with self.not_empty:
             if not self._qsize():
-                counters = self.counters
-                counters.waits += 1
-                counters.waiting += 1
-                try:
-                    if not block:
-                        raise _PoolWaitTimeout
-                    if timeout is None:
-                        while not self._qsize():
-                            self.not_empty.wait()
-                    else:
-                        deadline = monotonic() + timeout
-                        while not self._qsize():
-                            remaining = deadline - monotonic()
-                            if remaining <= 0.0:
-                                counters.wait_timeouts += 1
-                                raise _PoolWaitTimeout
-                            self.not_empty.wait(remaining)
-                finally:
-                    counters.waiting -= 1
+                self._wait(block, timeout)
             item = self._get()
             self.not_full.notify()
             return item
+
+    def _wait(self, block: bool, timeout: float | None) -> None:
+        counters = self.counters
+        counters.waits += 1
+        counters.waiting += 1
+        start = monotonic()
+        try:
+            if block and timeout is None:
+                while not self._qsize():
+                    self.not_empty.wait()
+            else:
+                deadline = start + (timeout or 0.0)
+                while not self._qsize():
+                    remaining = deadline - monotonic()
+                    if not block or remaining <= 0.0:
+                        counters.wait_timeouts += 1
+                        counters.exhausted += 1
+                        raise PoolExhaustedError(self.alias, self.maxsize, self.timeout)
+                    self.not_empty.wait(remaining)
+            counters.waited(monotonic() - start)
+        finally:
+            counters.waiting -= 1
+
+    def _get(self) -> Any:
+        queue = self.queue
+        item = queue.pop()
+        in_use = self.maxsize - len(queue)
+        counters = self.counters
+        if in_use > counters.high_water:
+            counters.high_water = in_use
+        if item is not None:  # None: redis-py makes the connection (make_connection marks it)
+            item._rp_out = perf_counter()
+        return item
+
+    def _put(self, item: Any) -> None:
+        self.queue.append(item)
+        counters = self.counters
+        if item is None:
+            # redis-py returns a placeholder for a connection it does not own: a return
+            # without a hold time.
+            counters.releases += 1
+            return
+        held = perf_counter() - item._rp_out
+        counters.hold_total += held
+        if held > counters.hold_max:
+            counters.hold_max = held
+        slot = counters.hold_slot
+        counters.hold_samples[slot & SAMPLE_MASK] = held
+        counters.hold_slot = slot + 1
+
+
+class _LeakTrackingLifoQueue(_CountingLifoQueue):
+    """``_CountingLifoQueue`` that also records where each checkout happened."""
+
+    def _get(self) -> Any:
+        item = super()._get()
+        if item is not None:
+            item._rp_stack = capture()
+        return item
+
+    def _put(self, item: Any) -> None:
+        out = getattr(item, "_rp_out", None)
+        super()._put(item)
+        if out is not None:
+            held = perf_counter() - out
+            if held > self.counters.leak_limit:
+                note_late_return(self.counters, item, out, held)
 
 
 @cache
 def instrumented_connection_class(base: type[Any]) -> type[Any]:
     """A subclass of ``base`` that reports socket opens, closes and errors."""
 
-    class Instrumented(base):  # type: ignore[valid-type,misc]
+    class Instrumented(base):  # type: ignore[misc]
         _rp_counters: Counters | None = None
         _rp_open = False
+        _rp_out: float | None = None
+        _rp_stack: Any = None
+        _rp_reported: float | None = None
+        _rp_alias: str | None = None
+
+        def on_connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().on_connect_check_health(*args, **kwargs)
+            except AuthenticationError as exc:
+                # redis-py's text names neither the alias nor the server. Ours does both,
+                # and never the username or the password.
+                raise type(exc)(
+                    f"Redis alias {self._rp_alias!r} could not authenticate to "
+                    f"{self._host_error()}: {exc} Check the alias's 'username' and "
+                    "'password' (not shown)."
+                ) from None
 
         def _connect(self) -> Any:
+            start = perf_counter()
             try:
                 sock = super()._connect()
             except Exception:
@@ -94,7 +220,7 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
                     self._rp_counters.add("errors")
                 raise
             if self._rp_counters is not None:
-                self._rp_counters.add("created")
+                self._rp_counters.connected(perf_counter() - start)
                 self._rp_open = True
             return sock
 
@@ -126,27 +252,37 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
     return Instrumented
 
 
+def leak_detection_threshold(config: PoolConfig) -> float | None:
+    value = config.options.get("leak_detection_threshold")
+    return float(value) if value is not None else None
+
+
 class InstrumentedPoolMixin:
-    """Counts checkouts, returns, waits and exhaustion for one alias."""
+    """Per-alias counters, per-process client names, and the ``stats()`` snapshot."""
 
     alias: str
     counters: Counters
     address: str
+    pid: int
     _rp_default_name: bool
+    _rp_leak_threshold: float | None
+    _rp_monitored: bool
     max_connections: int
     connection_kwargs: dict[str, Any]
 
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
         self.address = config.address
-        self.counters = Counters()
+        self._rp_leak_threshold = leak_detection_threshold(config)
+        self.counters = Counters(self._rp_leak_threshold)
         self._rp_default_name = "client_name" not in config.options
+        self._rp_monitored = monitor.wanted(config)
 
     def reset(self) -> None:
         # reset() runs in __init__ and, through _checkpid(), first thing in a forked
         # child: a child starts with its own counters and its own client name.
         if getattr(self, "counters", None) is not None and self.counters.pid != os.getpid():
-            self.counters = Counters()
+            self.counters = Counters(self._rp_leak_threshold)
             if self._rp_default_name:
                 self.connection_kwargs["client_name"] = default_client_name(self.alias)
         super().reset()  # type: ignore[misc]
@@ -154,43 +290,35 @@ class InstrumentedPoolMixin:
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]
         connection._rp_counters = self.counters
+        connection._rp_alias = self.alias
+        if self._rp_monitored:
+            # The first connection of this process (a forked child's too) starts the
+            # monitor thread that publishes stats and looks for leaks; later calls are
+            # one comparison. Not on the checkout path: only new connections get here.
+            monitor.ensure_running()
         return connection
 
-    def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
-        start = perf_counter()
-        try:
-            connection = super().get_connection()  # type: ignore[misc]
-        except MaxConnectionsError:
-            self.counters.add("exhausted")
-            raise PoolExhaustedError(self.alias, self.max_connections, None) from None
-        except RedisConnectionError as exc:
-            if isinstance(exc.__context__, _PoolWaitTimeout):
-                self.counters.add("exhausted")
-                timeout = getattr(self, "timeout", None)
-                raise PoolExhaustedError(self.alias, self.max_connections, timeout) from None
-            raise
-        now = perf_counter()
-        connection._rp_out = now
-        self.counters.on_checkout(now - start)
-        return connection
-
-    def release(self, connection: Any) -> None:
-        out = getattr(connection, "_rp_out", None)
-        # Only count returns of connections we counted out (get_connection also
-        # releases a connection whose connect() failed, before handing it out).
-        if out is not None and getattr(connection, "_rp_counters", None) is self.counters:
-            connection._rp_out = None
-            self.counters.on_release(perf_counter() - out)
-        super().release(connection)  # type: ignore[misc]
+    def in_use_connections(self) -> list[Any]:
+        """The connections checked out now (for leak detection); never changes the pool."""
+        raise NotImplementedError
 
     def stats(self) -> PoolStats:
         """A snapshot of this pool's counters; never touches the pool or the network."""
         counters = self.counters
         if counters.pid != os.getpid():
             # Forked, and not used in this process yet: nothing of the parent's counts here.
-            counters = Counters()
-        wait, hold = counters.timings()
+            counters = Counters(getattr(self, "_rp_leak_threshold", None))
         open_now = counters.created - counters.closed
+        in_use_now = getattr(self, "_rp_in_use", None)  # the async pools share this method
+        if in_use_now is None:
+            in_use, releases, checkouts = counters.in_use, counters.releases, counters.checkouts
+        else:
+            # The sync pools count timed returns (hold_slot) and untimed ones (releases) and
+            # read the in-use gauge from the pool itself: checkouts follow.
+            in_use = in_use_now() if counters is self.counters else 0
+            releases = counters.hold_slot + counters.releases
+            checkouts = releases + in_use
+        wait, hold = counters.timings()
         return PoolStats(
             alias=self.alias,
             pid=os.getpid(),
@@ -198,27 +326,37 @@ class InstrumentedPoolMixin:
             address=self.address,
             max_connections=self.max_connections,
             open=open_now,
-            in_use=counters.in_use,
-            idle=max(0, open_now - counters.in_use),
+            in_use=in_use,
+            idle=max(0, open_now - in_use),
             waiting=counters.waiting,
             created=counters.created,
             closed=counters.closed,
-            checkouts=counters.checkouts,
-            releases=counters.releases,
+            checkouts=checkouts,
+            releases=releases,
             waits=counters.waits,
             wait_timeouts=counters.wait_timeouts,
             exhausted=counters.exhausted,
             errors=counters.errors,
             leaks=counters.leaks,
-            high_water=counters.high_water,
+            high_water=max(counters.high_water, in_use),
             wait=wait,
             hold=hold,
             since=counters.since,
+            connect=counters.connect_timing(),
+            host=hostname(),
+            client_name=str(self.connection_kwargs.get("client_name") or ""),
+            leak_detection_threshold=getattr(self, "_rp_leak_threshold", None),
+            publishes=counters.publishes,
+            publish_errors=counters.publish_errors,
         )
 
 
 class RedisPool(InstrumentedPoolMixin, ConnectionPool):
     """Plain pool: fails at once when all ``max_connections`` are in use."""
+
+    _lock: Any
+    _in_use_connections: Any
+    _created_connections: int
 
     def __init__(self, config: PoolConfig) -> None:
         self._rp_setup(config)
@@ -226,24 +364,78 @@ class RedisPool(InstrumentedPoolMixin, ConnectionPool):
         kwargs["connection_class"] = instrumented_connection_class(kwargs["connection_class"])
         super().__init__(max_connections=config.max_connections, **kwargs)
 
+    def reset(self) -> None:
+        # Under the pool's lock: redis-py publishes the new pid at the end of reset(), and
+        # another thread of a forked child must not reach the in-use set before it counts.
+        with self._lock:
+            super().reset()
+            counting = _LeakTrackingSet if self.counters.capture_stacks else _CountingSet
+            in_use = counting()
+            in_use.counters = self.counters
+            self._in_use_connections = in_use
+
+    def _rp_in_use(self) -> int:
+        return len(self._in_use_connections)
+
+    def make_connection(self) -> Any:
+        # Runs under the pool's lock, before redis-py raises its own MaxConnectionsError.
+        if self._created_connections >= self.max_connections:
+            self.counters.exhausted += 1
+            raise PoolExhaustedError(self.alias, self.max_connections, None)
+        return super().make_connection()
+
+    def in_use_connections(self) -> list[Any]:
+        if self.pid != os.getpid():
+            return []
+        with self._lock:
+            return list(self._in_use_connections)
+
 
 class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
     """Blocking pool: waits up to ``pool_timeout`` seconds for a free connection."""
+
+    pool: _CountingLifoQueue
+    _connections: list[Any]
+    timeout: float | None
 
     def __init__(self, config: PoolConfig) -> None:
         self._rp_setup(config)
         kwargs = dict(config.kwargs)
         kwargs["connection_class"] = instrumented_connection_class(kwargs["connection_class"])
-        super().__init__(
+        make_queue: Callable[[int], _CountingLifoQueue] = self._rp_queue
+        super().__init__(  # type: ignore[no-untyped-call]
             max_connections=config.max_connections,
             timeout=config.pool_timeout,
-            queue_class=_CountingLifoQueue,
+            queue_class=make_queue,
             **kwargs,
         )
 
-    def reset(self) -> None:
-        super().reset()
-        self.pool.counters = self.counters
+    def _rp_queue(self, maxsize: int) -> _CountingLifoQueue:
+        # redis-py builds the queue in reset(), after our reset() made this process's
+        # counters: the queue counts from its first get.
+        counting = _LeakTrackingLifoQueue if self.counters.capture_stacks else _CountingLifoQueue
+        return counting(maxsize, self)
+
+    def _rp_in_use(self) -> int:
+        queue = self.pool
+        return queue.maxsize - len(queue.queue)
+
+    def make_connection(self) -> Any:
+        connection = super().make_connection()
+        # Made for a checkout the queue already counted (it handed out a placeholder).
+        connection._rp_out = perf_counter()
+        if self.counters.capture_stacks:
+            connection._rp_stack = capture()
+        return connection
+
+    def in_use_connections(self) -> list[Any]:
+        if self.pid != os.getpid():
+            return []
+        queue = self.pool
+        with queue.mutex:
+            idle = {id(c) for c in queue.queue if c is not None}
+            connections = list(self._connections)
+        return [c for c in connections if id(c) not in idle]
 
 
 def build_pool(config: PoolConfig) -> RedisPool | BlockingRedisPool:
