@@ -29,13 +29,14 @@ from redis._parsers import (
 from redis._parsers.base import AsyncBaseParser
 from redis.asyncio import connection as async_connection
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.exceptions import AuthenticationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
 from redis_pool.conf import PoolConfig, default_client_name
-from redis_pool.pools import InstrumentedPoolMixin, PoolExhaustedError
+from redis_pool.leaks import capture, note_late_return
+from redis_pool.pools import InstrumentedPoolMixin, PoolExhaustedError, leak_detection_threshold
 from redis_pool.stats import Counters, PoolStats
 
 # conf.py resolves settings to redis-py's sync classes; these are their asyncio twins.
@@ -127,8 +128,23 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
         _rp_counters: Counters | None = None
         _rp_open = False
         _rp_out: float | None = None
+        _rp_stack: Any = None
+        _rp_alias: str | None = None
+
+        async def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().on_connect_check_health(*args, **kwargs)
+            except AuthenticationError as exc:
+                # As pools.py does for the sync side: name the alias and the server,
+                # never the username or the password.
+                raise type(exc)(
+                    f"Redis alias {self._rp_alias!r} could not authenticate to "
+                    f"{self._host_error()}: {exc} Check the alias's 'username' and "
+                    "'password' (not shown)."
+                ) from None
 
         async def _connect(self) -> None:
+            start = perf_counter()
             try:
                 await super()._connect()
             except Exception:
@@ -136,7 +152,7 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
                     self._rp_counters.add("errors")
                 raise
             if self._rp_counters is not None:
-                self._rp_counters.add("created")
+                self._rp_counters.connected(perf_counter() - start)
             self._rp_open = True
 
         def _rp_closed(self) -> None:
@@ -192,14 +208,18 @@ class AsyncInstrumentedPool:
     # Set when settings changed: the pool takes no new work; returned connections close.
     retired = False
 
+    _rp_leak_threshold: float | None = None
+
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
         self.address = config.address
-        self.counters = Counters()
+        self._rp_leak_threshold = leak_detection_threshold(config)
+        self.counters = Counters(self._rp_leak_threshold)
 
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]
         connection._rp_counters = self.counters
+        connection._rp_alias = self.alias
         return connection
 
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
@@ -216,16 +236,23 @@ class AsyncInstrumentedPool:
             raise
         now = perf_counter()
         connection._rp_out = now
-        self.counters.on_checkout(now - start)
+        counters = self.counters
+        counters.on_checkout(now - start)
+        if counters.capture_stacks:
+            connection._rp_stack = capture()
         return connection
 
     async def release(self, connection: Any) -> None:
         out = connection._rp_out
+        counters = self.counters
         # Only count returns of connections we counted out (get_connection also releases
         # a connection whose connect failed, before handing it out).
-        if out is not None and connection._rp_counters is self.counters:
+        if out is not None and connection._rp_counters is counters:
             connection._rp_out = None
-            self.counters.on_release(perf_counter() - out)
+            held = perf_counter() - out
+            counters.on_release(held)
+            if held > counters.leak_limit:
+                note_late_return(counters, connection, out, held)
         await super().release(connection)  # type: ignore[misc]
         if self.retired:
             await connection.disconnect()
@@ -300,6 +327,12 @@ class AsyncEntry:
 
 def build_async(config: PoolConfig) -> AsyncEntry:
     """The async client of one alias, for the running event loop. Objects only: no network."""
+    topology = getattr(config, "topology", "standalone")
+    if topology != "standalone":
+        raise ImproperlyConfigured(
+            f"REDIS_POOL[{config.alias!r}] is a {topology} alias, which aget_redis() does "
+            "not support yet; use get_redis() (from async code: sync_to_async)."
+        )
     kwargs = async_kwargs(config)
     pool: AsyncRedisPool | AsyncBlockingRedisPool
     if config.pool_timeout is None:

@@ -19,6 +19,7 @@ from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from redis_pool import AliasNotFound, PoolExhaustedError, aget_redis, aio, get_pool
@@ -321,6 +322,41 @@ def test_connect_errors_are_counted() -> None:
         assert (stats.created, stats.in_use, stats.checkouts) == (0, 0, 0)
 
     with override_settings(REDIS_POOL=options):
+        run(main)
+
+
+def test_wrong_password_names_the_alias_never_the_password() -> None:
+    with RedisServer(password="right-pw") as server:
+        url = f"redis://:wrong-pw@127.0.0.1:{server.port}/0"
+
+        async def main() -> None:
+            with pytest.raises(AuthenticationError) as excinfo:
+                await aget_redis().ping()
+            message = str(excinfo.value)
+            assert message.startswith(
+                f"Redis alias 'default' could not authenticate to 127.0.0.1:{server.port}: "
+            )
+            assert "wrong-pw" not in message
+            assert "right-pw" not in message
+
+        with override_settings(REDIS_POOL={"url": url}):
+            run(main)
+
+
+def test_late_return_is_noted_for_leak_detection(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        client = aget_redis()
+        pool = client.connection_pool
+        connection = await pool.get_connection()
+        await asyncio.sleep(0.06)
+        await pool.release(connection)
+        await client.ping()  # a quick one: not a leak
+        ((held, stack, reported),) = pool.counters.late_leaks
+        assert held >= 0.05
+        assert not reported
+        assert any(frame[2] == "main" for frame in stack)  # where it was checked out
+
+    with override_settings(REDIS_POOL={"url": redis_server.url, "leak_detection_threshold": 0.05}):
         run(main)
 
 
