@@ -31,6 +31,8 @@ from redis.connection import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
+from redis_pool import conf_topologies
+
 DEFAULT_ALIAS = "default"
 
 # The defaults we apply where the user sets nothing. README "Settings reference" gives the
@@ -61,6 +63,8 @@ OWN_KEYS = frozenset(
         "publish_stats",
         "publish_interval",
         "leak_detection_threshold",
+        # Sentinel and Cluster (conf_topologies.py; docs/topologies.md)
+        *conf_topologies.KEYS,
     }
 )
 
@@ -80,6 +84,7 @@ BOOL_KEYS = frozenset(
         "ssl",
         "ssl_check_hostname",
         "publish_stats",
+        "cluster",
     }
 )
 STR_KEYS = frozenset(
@@ -88,6 +93,7 @@ STR_KEYS = frozenset(
         "host",
         "path",
         "client_name",
+        "service_name",
         "encoding",
         "encoding_errors",
         "ssl_keyfile",
@@ -146,13 +152,22 @@ class PoolConfig:
     """One alias, parsed: what ``registry.py`` needs to build its pool and client."""
 
     alias: str
-    options: Mapping[str, Any]  # the user's dict as given, to detect changes
-    kwargs: dict[str, Any]  # connection kwargs for the pool, defaults applied, url resolved
+    # repr=False: both may hold a password, and a config may end up in a log or traceback.
+    options: Mapping[str, Any] = field(repr=False)  # the user's dict as given, to detect changes
+    kwargs: dict[str, Any] = field(repr=False)  # connection kwargs, defaults applied, url resolved
     max_connections: int
     pool_timeout: float | None  # None: plain pool, fails at once when exhausted
     address: str  # for display: credentials masked
     transport: str = "tcp"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Sentinel and Cluster (conf_topologies.py). For both, ``kwargs`` holds no host/port:
+    # a Sentinel alias's master comes from ``sentinels``, a Cluster's nodes from the
+    # cluster itself, found through ``startup_nodes``.
+    topology: str = "standalone"  # "standalone", "sentinel" or "cluster"
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service_name: str | None = None
+    sentinel_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
+    startup_nodes: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,7 +177,7 @@ class Parsed:
     errors_by_alias: dict[str, list[str]]
 
 
-def mask_url(url: str) -> str:
+def mask_url(url: object) -> str:
     """``url`` with any username and password replaced, safe to show anywhere.
 
     Does not trust ``urlsplit``: a password with an unescaped '/', '?' or '#' would end its
@@ -213,6 +228,8 @@ def show(key: str, value: Any) -> str:
         return repr(MASK)
     if key == "url" and isinstance(value, str):
         return repr(mask_url(value))
+    if isinstance(value, Mapping):  # e.g. sentinel_kwargs, which may hold a password
+        value = {k: MASK if k in SECRET_KEYS and v is not None else v for k, v in value.items()}
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -347,12 +364,15 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
             )
     if problems:
         return None, problems
+    kind = conf_topologies.check(where, options, err)
+    if problems:
+        return None, problems
 
     kwargs: dict[str, Any] = {}
-    url = options.get("url")
+    url = conf_topologies.plain_url(options.get("url"))
     if url is not None:
         try:
-            from_url: dict[str, Any] | None = parse_url(url)
+            from_url: dict[str, Any] | None = parse_url(url)  # type: ignore[no-untyped-call]
         except Exception:  # ValueError and friends; their text may quote the password
             from_url = None
         reason = _url_problem(url, from_url)
@@ -465,6 +485,12 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
     if "client_name" not in kwargs:
         kwargs["client_name"] = default_client_name(alias)
 
+    fields, topology_address = conf_topologies.finish(
+        alias, where, kind, options, kwargs, transport, err
+    )
+    if problems:
+        return None, problems
+
     refusal = _dry_run(kwargs, max_connections)
     if refusal is not None:
         err(
@@ -481,8 +507,13 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
         kwargs=kwargs,
         max_connections=max_connections,
         pool_timeout=pool_timeout,
-        address=_address(kwargs, transport),
+        address=topology_address or _address(kwargs, transport),
         transport=transport,
+        topology=fields.topology,
+        sentinels=fields.sentinels,
+        service_name=fields.service_name,
+        sentinel_kwargs=fields.sentinel_kwargs,
+        startup_nodes=fields.startup_nodes,
     )
     return config, problems
 

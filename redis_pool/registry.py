@@ -9,11 +9,12 @@ from __future__ import annotations
 import atexit
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
+from redis_pool import topologies
 from redis_pool.conf import DEFAULT_ALIAS, PoolConfig, conf
 from redis_pool.pools import BlockingRedisPool, RedisPool, build_pool
 from redis_pool.stats import PoolStats
@@ -34,8 +35,27 @@ class AliasNotFound(KeyError):
 @dataclass
 class Entry:
     config: PoolConfig
-    pool: RedisPool | BlockingRedisPool
-    client: redis.Redis
+    pool: RedisPool | BlockingRedisPool | None  # None: a Cluster alias (a pool per node)
+    client: redis.Redis | None  # None: a Cluster alias (its client is built on first use)
+    topology: topologies.Topology | None = None  # Sentinel and Cluster aliases
+
+    def current_client(self) -> redis.Redis | None:
+        if self.topology is not None:
+            # A RedisCluster has the same command methods; typed as Redis so that the
+            # common case needs no narrowing (docs/topologies.md).
+            return cast("redis.Redis | None", self.topology.peek())
+        return self.client
+
+    def pools(self) -> list[RedisPool | BlockingRedisPool]:
+        if self.topology is not None:
+            return self.topology.pools()
+        return [self.pool] if self.pool is not None else []
+
+    def close(self) -> None:
+        if self.topology is not None:
+            self.topology.close()
+        elif self.pool is not None:
+            self.pool.disconnect()
 
 
 _lock = threading.RLock()
@@ -54,11 +74,26 @@ def get_redis(alias: str = DEFAULT_ALIAS) -> redis.Redis:
 
 
 def _get_slow(alias: str) -> redis.Redis:
+    entry = _entry(alias)
+    client = entry.current_client()
+    if client is None and entry.topology is not None:
+        # A Cluster alias's first use: this asks the cluster for its layout, outside our
+        # lock (the topology has its own), so other aliases are not held up meanwhile.
+        client = cast(redis.Redis, entry.topology.client())
+    assert client is not None
+    with _lock:
+        if _entries.get(alias) is entry:
+            _clients[alias] = client
+    return client
+
+
+def _entry(alias: str) -> Entry:
+    """The alias's entry, settings loaded first if need be. No network."""
     with _lock:
         if not _loaded:
             load()
-        if alias in _clients:
-            return _clients[alias]
+        if alias in _entries:
+            return _entries[alias]
         if alias in _broken:
             raise ImproperlyConfigured(
                 f"REDIS_POOL alias {alias!r} is misconfigured: "
@@ -69,15 +104,46 @@ def _get_slow(alias: str) -> redis.Redis:
 
 
 def get_pool(alias: str = DEFAULT_ALIAS) -> RedisPool | BlockingRedisPool:
-    """The pool behind ``get_redis(alias)``."""
-    get_redis(alias)
-    return _entries[alias].pool
+    """The pool behind ``get_redis(alias)`` (a Sentinel alias: the master's pool).
+
+    A Cluster alias has one pool per node: ``node_pools()``.
+    """
+    pool = _entry(alias).pool
+    if pool is None:
+        raise TypeError(
+            f"REDIS_POOL alias {alias!r} is a Redis Cluster: it has one pool per node, "
+            f"see node_pools({alias!r}) and node_stats({alias!r})."
+        )
+    return pool
+
+
+def get_replica(alias: str = DEFAULT_ALIAS) -> redis.Redis:
+    """A client for reads that may lag behind writes.
+
+    A Sentinel alias: its replicas (round robin; the master when none is up), through a
+    pool of their own. Any other alias: the same client as ``get_redis(alias)``, so code
+    written for a replicated deployment runs unchanged against one server.
+    """
+    entry = _entry(alias)
+    if isinstance(entry.topology, topologies.SentinelTopology):
+        return entry.topology.replica()
+    return get_redis(alias)
+
+
+def node_pools(alias: str = DEFAULT_ALIAS) -> list[RedisPool | BlockingRedisPool]:
+    """Every pool behind ``alias``: one for a server, the master's and the replicas' for a
+    Sentinel alias, one per node for a Cluster (none before its first use). No network."""
+    return _entry(alias).pools()
+
+
+def node_stats(alias: str = DEFAULT_ALIAS) -> list[PoolStats]:
+    """``stats()`` of each of ``node_pools(alias)``, in the same order."""
+    return [pool.stats() for pool in node_pools(alias)]
 
 
 def get_config(alias: str = DEFAULT_ALIAS) -> PoolConfig:
     """The parsed settings behind ``get_redis(alias)``; ``aio.py`` builds from the same."""
-    get_redis(alias)
-    return _entries[alias].config
+    return _entry(alias).config
 
 
 def aliases() -> list[str]:
@@ -90,11 +156,23 @@ def aliases() -> list[str]:
 
 
 def pool_stats(alias: str = DEFAULT_ALIAS) -> PoolStats:
-    """This process's statistics for ``alias``: plain data, reading them changes nothing."""
-    return get_pool(alias).stats()
+    """This process's statistics for ``alias``: plain data, reading them changes nothing.
+
+    A Sentinel alias: its master's pool. A Cluster alias: its node pools added up
+    (``node_stats()`` has them one by one).
+    """
+    entry = _entry(alias)
+    if entry.pool is not None:
+        return entry.pool.stats()
+    nodes = [pool.stats() for pool in entry.pools()]
+    name = nodes[0].pool_class if nodes else "cluster"
+    return topologies.combine(nodes, alias=alias, address=entry.config.address, pool_class=name)
 
 
 def _build(config: PoolConfig) -> Entry:
+    if config.topology != "standalone":
+        topology = topologies.build(config)
+        return Entry(config, topology.pool, None, topology)
     pool = build_pool(config)
     return Entry(config, pool, redis.Redis(connection_pool=pool))
 
@@ -124,13 +202,14 @@ def load() -> None:
         _broken.clear()
         _broken.update(parsed.errors_by_alias)
         # Swap the lookup dict's content last so get_redis() sees old or new, never empty.
-        _clients.update({alias: entry.client for alias, entry in new.items()})
-        for alias in [a for a in _clients if a not in new]:
+        clients = {alias: entry.current_client() for alias, entry in new.items()}
+        _clients.update({alias: c for alias, c in clients.items() if c is not None})
+        for alias in [a for a in _clients if clients.get(a) is None]:
             del _clients[alias]
         _loaded = True
     for alias, entry in old.items():
         if new.get(alias) is not entry:
-            entry.pool.disconnect()
+            entry.close()
 
 
 def close_all() -> None:
@@ -143,7 +222,7 @@ def close_all() -> None:
         _broken.clear()
         _loaded = False
     for entry in entries:
-        entry.pool.disconnect()
+        entry.close()
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
