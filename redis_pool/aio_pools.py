@@ -34,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
+from redis_pool import monitor
 from redis_pool.conf import PoolConfig, default_client_name
 from redis_pool.leaks import capture, note_late_return
 from redis_pool.pools import InstrumentedPoolMixin, PoolExhaustedError, leak_detection_threshold
@@ -209,17 +210,23 @@ class AsyncInstrumentedPool:
     retired = False
 
     _rp_leak_threshold: float | None = None
+    _rp_monitored = False
 
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
         self.address = config.address
         self._rp_leak_threshold = leak_detection_threshold(config)
         self.counters = Counters(self._rp_leak_threshold)
+        self._rp_monitored = monitor.wanted(config)
 
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]
         connection._rp_counters = self.counters
         connection._rp_alias = self.alias
+        if self._rp_monitored:
+            # An async-only process must publish its stats too; as in pools.py, only new
+            # connections get here, and the call is one comparison once the thread runs.
+            monitor.ensure_running()
         return connection
 
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
-from redis_pool import aget_redis
+from redis_pool import aget_redis, pool_stats
 from redis_pool.aio import async_pool_stats
 
 # Every async pool a view has used, so the at-exit report can read their final counters.
@@ -42,19 +42,26 @@ async def aecho(request: HttpRequest) -> HttpResponse:
 async def ahold(request: HttpRequest) -> HttpResponse:
     """Keeps one connection checked out for a while (WATCH pins it), so concurrent
     requests queue for the pool."""
+    key = f"asgi:held:{request.GET['v']}"
     client = request.aredis  # type: ignore[attr-defined]
     _note(client)
     async with client.pipeline() as pipe:
-        await pipe.watch("asgi:held")
+        await pipe.watch(key)
         await asyncio.sleep(float(request.GET.get("s", "0.02")))
         pipe.multi()
-        pipe.incr("asgi:held")
+        pipe.incr(key)
         (value,) = await pipe.execute()
     return HttpResponse(str(value))
 
 
 async def astats(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"pid": os.getpid(), "stats": [s.as_dict() for s in async_pool_stats()]})
+    return JsonResponse(
+        {
+            "pid": os.getpid(),
+            "async": [stats.as_dict() for stats in async_pool_stats()],
+            "sync": pool_stats().as_dict(),
+        }
+    )
 
 
 async def untouched(request: HttpRequest) -> HttpResponse:
