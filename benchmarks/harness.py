@@ -324,4 +324,8 @@ def versions() -> dict[str, str]:
     match = re.search(r"v=(\S+)", out)
     found["redis-server"] = match.group(1) if match else "unknown"
     found["load generator"] = "wrk" if have_wrk() else "python (wrk not found)"
+    git = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+    )
+    found["commit"] = git.stdout.strip() or "unknown"
     return found
