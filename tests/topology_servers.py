@@ -374,12 +374,12 @@ class TLSServer(RedisServer):
 
 # -- ACL --------------------------------------------------------------------------------
 
-ACL_USER = "app"
+ACL_USER = "limited_user"
 ACL_PASSWORD = "s3cret-Pa55word"  # the tests assert this string never shows up anywhere
 
 
 class ACLServer(RedisServer):
-    """A redis-server with a user ``app`` that may only read and write ``app:*`` keys.
+    """A redis-server with a user ``ACL_USER`` that may only read and write ``app:*`` keys.
 
     ``+client|setname`` is granted because redis-py names every connection it opens
     (``client_name``); without it a connection fails with NOPERM (tested too).
