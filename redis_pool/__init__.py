@@ -7,16 +7,29 @@ from __future__ import annotations
 
 from redis_pool.aio import aget_redis
 from redis_pool.pools import PoolExhaustedError
-from redis_pool.registry import AliasNotFound, get_pool, get_redis, pool_stats
+from redis_pool.registry import (
+    AliasNotFound,
+    get_pool,
+    get_redis,
+    get_replica,
+    node_pools,
+    node_stats,
+    pool_stats,
+)
 from redis_pool.stats import PoolStats, Timing
+from redis_pool.topologies import ClusterUnavailableError
 
 __all__ = [
     "AliasNotFound",
+    "ClusterUnavailableError",
     "PoolExhaustedError",
     "PoolStats",
     "Timing",
     "aget_redis",
     "get_pool",
     "get_redis",
+    "get_replica",
+    "node_pools",
+    "node_stats",
     "pool_stats",
 ]
