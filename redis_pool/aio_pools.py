@@ -36,7 +36,7 @@ from redis.retry import Retry as SyncRetry
 
 from redis_pool import monitor
 from redis_pool.conf import PoolConfig, default_client_name
-from redis_pool.leaks import capture, note_late_return
+from redis_pool.leaks import capture, note_late_return, scan
 from redis_pool.pools import InstrumentedPoolMixin, PoolExhaustedError, leak_detection_threshold
 from redis_pool.stats import Counters, PoolStats
 
@@ -260,6 +260,9 @@ class AsyncInstrumentedPool:
             counters.on_release(held)
             if held > counters.leak_limit:
                 note_late_return(counters, connection, out, held)
+                # The monitor thread scans the registry's pools only: log it from here
+                # (a rare path: the connection was held past the threshold).
+                scan(self.alias, counters, ())
         await super().release(connection)  # type: ignore[misc]
         if self.retired:
             await connection.disconnect()
