@@ -488,7 +488,7 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
     fields, topology_address = conf_topologies.finish(
         alias, where, kind, options, kwargs, transport, err
     )
-    if problems:
+    if any(problem.error for problem in problems):  # warnings (W001, W002) may be there
         return None, problems
 
     refusal = _dry_run(kwargs, max_connections)

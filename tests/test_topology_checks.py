@@ -167,3 +167,14 @@ def test_e033_options_that_do_not_fit_the_topology() -> None:
         "redis_pool.E033",
         "REDIS_POOL['default'] selects Redis Cluster, which has no unix sockets.",
     )
+
+
+def test_warnings_alone_do_not_drop_an_alias() -> None:
+    for options in (
+        {"url": "redis://10.0.0.1:6379/0", "socket_timeout": None},
+        {"url": "redis+cluster://10.0.0.1:7000", "socket_timeout": None},
+        {"sentinels": SENTINELS, "service_name": "m", "socket_timeout": None},
+    ):
+        parsed = parse(options)
+        assert [p.id for p in parsed.problems] == ["redis_pool.W002"]
+        assert "default" in parsed.configs
