@@ -223,6 +223,19 @@ def test_value_the_pool_constructor_refuses_is_a_check_error(options: dict[str, 
         assert any(m.level >= ERROR for m in check_settings())  # ...so must the checks
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"socket_connect_timeout": None}, {"socket_timeout": None}, {"max_connections": 20_000}],
+    ids=["W002-connect", "W002-read", "W001"],
+)
+def test_a_warning_alone_never_drops_the_alias(options: dict[str, Any]) -> None:
+    # Found by the property above: a Problem list holding only warnings once made
+    # parse_alias return no config, so the alias silently had no pool.
+    with override_settings(REDIS_POOL={"url": "redis://127.0.0.1:6379/0", **options}):
+        assert registry.aliases() == ["default"]
+        assert [m.level < ERROR for m in check_settings()] == [True]
+
+
 SLOW_START = """
 import time, django
 from django.conf import settings
