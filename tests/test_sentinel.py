@@ -163,11 +163,14 @@ def test_failover_while_requests_flow(ha: SentinelSetup) -> None:
         # been turned into its replica, and no connection of ours is left on it.
         deadline = failover_at + 30
         while len(events) < 5 and time.monotonic() < deadline:
-            note("promoted", info_field(new_master, "replication", "role") == "master")
-            note("switched", ha.sentinels[0].master_address() == new_address)
-            note("all_switched", all(s.master_address() == new_address for s in ha.sentinels))
-            note("moved", "switched" in events and not named(old_master))
-            note("demoted", info_field(old_master, "replication", "role") == "slave")
+            try:
+                note("promoted", info_field(new_master, "replication", "role") == "master")
+                note("switched", ha.sentinels[0].master_address() == new_address)
+                note("all_switched", all(s.master_address() == new_address for s in ha.sentinels))
+                note("moved", "switched" in events and not named(old_master))
+                note("demoted", info_field(old_master, "replication", "role") == "slave")
+            except OSError:
+                pass  # Sentinel's CLIENT KILL on a reconfigured server closes our probe too
             time.sleep(0.01)
         assert len(events) == 5, f"failover incomplete after 30 s: {sorted(events)}"
         settled_at = time.monotonic()
