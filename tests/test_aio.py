@@ -162,6 +162,9 @@ def test_defaults_match_the_sync_pool() -> None:
         assert retry.get_retries() == DEFAULT_RETRIES
         assert retry._supported_errors == (RedisConnectionError,)
         assert issubclass(pool.connection_class, redis.asyncio.Connection)
+        # CLIENT SETINFO's values, looked up once per process rather than per connection.
+        driver = kwargs["driver_info"]
+        assert (driver.name, driver.lib_version) == ("redis-py", redis.__version__)
         assert await aget_redis().client_getname() == kwargs["client_name"]
 
     run(main)
