@@ -207,7 +207,7 @@ def test_failover_while_requests_flow(ha: SentinelSetup) -> None:
     # Our connections left the old master within one master check of the switch, long
     # before Sentinel demoted it (redis-py alone stays until then: docs/topologies.md).
     assert events["moved"] - events["switched"] <= MASTER_CHECK_INTERVAL + 0.5, figures
-    assert events["moved"] < events["demoted"], figures
+    assert events["demoted"] - events["moved"] > 2.0, figures
     # No restart: the same client and pool, now talking to the new master.
     assert get_redis("ha") is client
     assert get_pool("ha") is pool
