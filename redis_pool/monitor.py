@@ -70,6 +70,12 @@ def wanted(config: PoolConfig) -> bool:
     return publish_enabled(config) or config.options.get("leak_detection_threshold") is not None
 
 
+def publishable(config: PoolConfig) -> bool:
+    # Sentinel and Cluster aliases have no single server address in their kwargs; the
+    # fleet view covers standalone servers (docs/stats.md).
+    return publish_enabled(config) and getattr(config, "topology", "standalone") == "standalone"
+
+
 def index_key(alias: str) -> str:
     return f"{KEY_PREFIX}{alias}"
 
@@ -202,7 +208,7 @@ class _Monitor:
                 if counters.capture_stacks and counters.pid == self.pid:
                     scan(alias, counters, pool.in_use_connections())
                     delay = min(delay, max(0.05, counters.leak_limit / 4))
-                if publish_enabled(config):
+                if publishable(config):
                     self._publish(alias, config, pool, force)
                     delay = min(delay, max(0.05, publish_interval(config) / 2))
                 else:
