@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,15 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from redis_pool import PoolExhaustedError, get_redis
-from redis_pool.registry import get_pool, get_replica, node_pools, node_stats, pool_stats
+from redis_pool.aio_topologies import AsyncClusterEntry, build_async_topology
+from redis_pool.registry import (
+    get_config,
+    get_pool,
+    get_replica,
+    node_pools,
+    node_stats,
+    pool_stats,
+)
 from redis_pool.topologies import ClusterUnavailableError
 from tests.redis_server import free_port
 from tests.settings import REDIS_URL
@@ -204,3 +213,30 @@ def test_unreachable_cluster_fails_clearly_and_retries_later(cluster: ClusterSet
         # The next call tries again (and fails again: nothing listens there).
         with pytest.raises(ClusterUnavailableError):
             get_redis("c")
+
+
+def test_async_builder(c: ClusterSetup) -> None:
+    """redis_pool.aio_topologies: what aget_redis() builds for a Cluster alias, per loop."""
+    ports = sorted(c.slot_ranges())
+
+    async def main() -> None:
+        entry = build_async_topology(get_config("c"))
+        assert isinstance(entry, AsyncClusterEntry)
+        assert ours(c) == 0  # built without touching the network
+        try:
+            for port in ports:
+                await entry.client.set(key_on(c, port), str(port))
+            for port in ports:
+                assert await entry.client.get(key_on(c, port)) == str(port).encode()
+                assert text(c.node_on(port).command("GET", key_on(c, port))).endswith(f"{port}\r\n")
+            stats = entry.stats()
+            assert [s.address for s in stats] == [f"redis://127.0.0.1:{p}" for p in ports]
+            assert all(s.created >= 1 and s.max_connections == 32 for s in stats)
+            assert all(n.max_connections == 32 for n in entry.client.get_nodes())
+            assert ours(c) >= 3
+        finally:
+            await entry.aclose()
+        assert not entry.connected()
+
+    asyncio.run(main())
+    wait_until(lambda: ours(c) == 0, 5, "the async node connections to close")

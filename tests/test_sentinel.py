@@ -6,6 +6,7 @@ because it swaps the roles of the two servers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,7 +19,15 @@ from django.test import Client, override_settings
 from redis.exceptions import ReadOnlyError, RedisError
 
 from redis_pool import get_redis
-from redis_pool.registry import get_pool, get_replica, node_pools, node_stats, pool_stats
+from redis_pool.aio_topologies import AsyncSentinelEntry, build_async_topology
+from redis_pool.registry import (
+    get_config,
+    get_pool,
+    get_replica,
+    node_pools,
+    node_stats,
+    pool_stats,
+)
 from redis_pool.topologies import (
     MASTER_CHECK_INTERVAL,
     SentinelBlockingRedisPool,
@@ -116,6 +125,31 @@ def test_settings_change_closes_the_old_pools(setup: SentinelSetup) -> None:
         assert sum(len(named(s)) for s in setup.servers()) == 2
     # The receiver of setting_changed disconnected the master's and the replicas' pools.
     wait_until(lambda: sum(len(named(s)) for s in setup.servers()) == 0, 5, "connections to close")
+
+
+def test_async_builder(ha: SentinelSetup) -> None:
+    """redis_pool.aio_topologies: what aget_redis() builds for a Sentinel alias, per loop."""
+    master = ha.current_master()
+    replica = next(s for s in ha.servers() if s is not master)
+
+    async def main() -> None:
+        entry = build_async_topology(get_config("ha"))
+        assert isinstance(entry, AsyncSentinelEntry)
+        try:
+            await entry.client.set("ak", "1")
+            assert text(master.command("GET", "ak")).endswith("1\r\n")
+            wait_until(lambda: text(replica.command("GET", "ak")).endswith("1\r\n"), 5, "sync")
+            assert await entry.replica.get("ak") == b"1"
+            master_stats, replica_stats = entry.stats()
+            assert (master_stats.created, replica_stats.created) == (1, 1)
+            assert replica_stats.address.endswith(" replicas")
+            assert len(named(master)) == len(named(replica)) == 1
+        finally:
+            await entry.aclose()
+        assert not entry.connected()
+
+    asyncio.run(main())
+    wait_until(lambda: not named(master) and not named(replica), 5, "connections to close")
 
 
 def test_failover_while_requests_flow(ha: SentinelSetup) -> None:
