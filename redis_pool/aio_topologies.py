@@ -239,7 +239,17 @@ class AsyncClusterEntry:
         return any(connection.is_connected for connection in self.connections())
 
     async def aclose(self, *, in_use: bool = True) -> None:
-        await self.client.aclose()
+        if in_use:
+            await self.client.aclose()
+            return
+        # Retired after a settings change: close what is idle, leave borrowed ones be.
+        for node in self._nodes().values():
+            await node.disconnect_free_connections()
+
+    def _nodes(self) -> dict[str, Any]:
+        nodes = {n.name: n for n in self.client.startup_nodes}
+        nodes.update(self.client.nodes_manager.nodes_cache)
+        return nodes
 
     def stats(self) -> list[PoolStats]:
         return [
@@ -248,9 +258,7 @@ class AsyncClusterEntry:
         ]
 
     def connections(self) -> list[Any]:
-        nodes = {n.name: n for n in self.client.startup_nodes}
-        nodes.update(self.client.nodes_manager.nodes_cache)
-        return [c for node in nodes.values() for c in node._connections]
+        return [c for node in self._nodes().values() for c in node._connections]
 
 
 AsyncTopologyEntry = AsyncSentinelEntry | AsyncClusterEntry
