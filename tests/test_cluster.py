@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import Client, override_settings
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
@@ -240,3 +243,21 @@ def test_async_builder(c: ClusterSetup) -> None:
 
     asyncio.run(main())
     wait_until(lambda: ours(c) == 0, 5, "the async node connections to close")
+
+
+def test_redis_poolstats_shows_the_node_pools(c: ClusterSetup) -> None:
+    client = get_redis("c")
+    for port in c.slot_ranges():
+        client.set(key_on(c, port), "1")
+    out = StringIO()
+    call_command("redis_poolstats", "--alias", "c", "--local", "--json", stdout=out)
+    [row] = json.loads(out.getvalue())["aliases"]
+    ports = sorted(c.slot_ranges())
+    assert [n["address"] for n in row["nodes"]] == [f"redis://127.0.0.1:{p}" for p in ports]
+    assert row["checkouts"] == sum(n["checkouts"] for n in row["nodes"])
+    assert row["max_connections"] == 96
+    table = StringIO()
+    call_command("redis_poolstats", "--alias", "c", "--local", stdout=table)
+    lines = [line for line in table.getvalue().splitlines() if line.startswith("  node ")]
+    assert [line.split()[1] for line in lines] == [f"redis://127.0.0.1:{p}:" for p in ports]
+    assert all(", max 32, " in line for line in lines)

@@ -11,10 +11,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from io import StringIO
 from typing import Any
 
 import pytest
 import redis
+from django.core.management import call_command
 from django.test import Client, override_settings
 from redis.exceptions import ReadOnlyError, RedisError
 
@@ -125,6 +127,18 @@ def test_settings_change_closes_the_old_pools(setup: SentinelSetup) -> None:
         assert sum(len(named(s)) for s in setup.servers()) == 2
     # The receiver of setting_changed disconnected the master's and the replicas' pools.
     wait_until(lambda: sum(len(named(s)) for s in setup.servers()) == 0, 5, "connections to close")
+
+
+def test_redis_poolstats_shows_master_and_replica_pools(ha: SentinelSetup) -> None:
+    get_redis("ha").ping()
+    out = StringIO()
+    call_command("redis_poolstats", "--alias", "ha", "--local", "--json", stdout=out)
+    [row] = json.loads(out.getvalue())["aliases"]
+    sentinels = ",".join(f"127.0.0.1:{port}" for _, port in ha.addresses)
+    address = f"redis+sentinel://{sentinels}/{SERVICE}/0"
+    assert row["address"] == address
+    assert [n["address"] for n in row["nodes"]] == [address, f"{address} replicas"]
+    assert [n["created"] for n in row["nodes"]] == [1, 0]
 
 
 def test_async_builder(ha: SentinelSetup) -> None:

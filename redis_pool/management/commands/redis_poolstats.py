@@ -20,7 +20,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import RedisError
 
 from redis_pool import fleet
-from redis_pool.registry import AliasNotFound, aliases, get_config, get_redis, pool_stats
+from redis_pool.registry import (
+    AliasNotFound,
+    aliases,
+    get_config,
+    get_redis,
+    node_stats,
+    pool_stats,
+)
 from redis_pool.stats import hostname
 
 SCHEMA = 1
@@ -273,7 +280,13 @@ class Command(BaseCommand):
             stats = pool_stats(alias).as_dict()
             stats["ping_ms"] = ping
             stats["error"] = error
-            if stats["in_use"] >= stats["max_connections"] or stats["waiting"]:
+            pools = [stats]
+            if get_config(alias).topology != "standalone":
+                # Sentinel: the master's and the replicas' pools; Cluster: one per node
+                # (stats above adds them up). docs/topologies.md.
+                stats["nodes"] = [node.as_dict() for node in node_stats(alias)]
+                pools = stats["nodes"]
+            if any(p["in_use"] >= p["max_connections"] or p["waiting"] for p in pools):
                 exhausted.append(alias)
             rows.append(stats)
         if as_json:
@@ -307,6 +320,13 @@ class Command(BaseCommand):
             f"wait         {row['wait']['count']} waited, mean {row['wait']['mean_ms']} ms, "
             f"max {row['wait']['max_ms']} ms",
         ]
+        for node in row.get("nodes", ()):
+            lines.append(
+                f"node         {node['address']}: {node['in_use']} in use, {node['idle']} "
+                f"idle, max {node['max_connections']}, {node['created']} created, "
+                f"{node['checkouts']} checkouts, {node['exhausted']} exhausted, "
+                f"{node['errors']} errors"
+            )
         for text in lines:
             self.stdout.write(f"  {text}")
         if row["error"]:
