@@ -63,7 +63,7 @@ def child(args: argparse.Namespace) -> None:
 
     def serve(count: int) -> None:
         for _ in range(count):
-            for chunk in handler(dict(environ), start_response):
+            for _chunk in handler(dict(environ), start_response):
                 pass
 
     def round_time(threads: int, total: int) -> tuple[float, float]:

@@ -196,6 +196,10 @@ class _Monitor:
         with self.work:
             if os.getpid() != self.pid:  # a stale object in a child: do nothing
                 return delay
+            if not getattr(registry, "_loaded", True):
+                # Pools closed (close_all) or not built yet: nothing to publish, and not
+                # for this thread to build them.
+                return delay
             current: set[str] = set()
             for alias in registry.aliases():
                 try:
@@ -300,11 +304,15 @@ _atexit_registered = False
 
 def ensure_running() -> None:
     """Start this process's monitor thread unless it runs. Cheap when it does."""
-    global _atexit_registered
     monitor = _monitor
     if monitor.thread is not None and monitor.pid == os.getpid():
         return
     monitor.start()
+    _stop_at_exit()
+
+
+def _stop_at_exit() -> None:
+    global _atexit_registered
     if not _atexit_registered:
         _atexit_registered = True
         atexit.register(stop)
@@ -316,6 +324,7 @@ def running() -> bool:
 
 def publish_now() -> None:
     """Publish every alias's snapshot now, in the caller's thread (tests, shutdown hooks)."""
+    _stop_at_exit()
     _monitor.tick(force=True)
 
 
