@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from time import perf_counter
@@ -32,7 +33,6 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.driver_info import DriverInfo
 from redis.exceptions import AuthenticationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
 from redis_pool import monitor
@@ -178,27 +178,18 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
             super()._close()
             self._rp_closed()
 
-        async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        async def disconnect(
+            self, nowait: bool = False, error: Exception | None = None, **kwargs: Any
+        ) -> None:
+            # redis-py drops an open connection with nowait=True (or error=...) exactly when
+            # a send or read failed or timed out, or a health check failed: counting here
+            # keeps the per-command path free of wrappers of ours.
+            if (nowait or error is not None) and self._rp_open and self._rp_counters:
+                self._rp_counters.add("errors")
             try:
-                await super().disconnect(*args, **kwargs)
+                await super().disconnect(nowait=nowait, error=error, **kwargs)
             finally:
                 self._rp_closed()
-
-        async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
-            try:
-                await super().send_packed_command(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError):
-                if self._rp_counters is not None:
-                    self._rp_counters.add("errors")
-                raise
-
-        async def read_response(self, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return await super().read_response(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError):
-                if self._rp_counters is not None:
-                    self._rp_counters.add("errors")
-                raise
 
     Instrumented.__name__ = Instrumented.__qualname__ = base.__name__
     Instrumented.__module__ = base.__module__
@@ -217,11 +208,13 @@ class AsyncInstrumentedPool:
     counters: Counters
     max_connections: int
     timeout: float | None = None
+    can_get_connection: Callable[[], Any]  # redis-py's
     # Set when settings changed: the pool takes no new work; returned connections close.
     retired = False
 
     _rp_leak_threshold: float | None = None
     _rp_monitored = False
+    _rp_blocking = False
 
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
@@ -241,21 +234,48 @@ class AsyncInstrumentedPool:
         return connection
 
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        # The event loop's thread is the only writer of these counters, like the sync
+        # pools' critical sections: plain adds, no lock (stats.Counters.checked_out).
+        if self._rp_blocking and not self.can_get_connection():
+            return await self._rp_get_after_waiting()
+        try:
+            connection = await super().get_connection()  # type: ignore[misc]
+        except RedisConnectionError as exc:
+            raise self._rp_exhausted(exc) from None
+        return self._rp_checked_out(connection)
+
+    async def _rp_get_after_waiting(self) -> Any:
+        counters = self.counters
+        counters.waits += 1
+        counters.waiting += 1
         start = perf_counter()
         try:
             connection = await super().get_connection()  # type: ignore[misc]
-        except MaxConnectionsError:
-            self.counters.add("exhausted")
-            raise PoolExhaustedError(self.alias, self.max_connections, None) from None
         except RedisConnectionError as exc:
-            if isinstance(exc.__cause__, asyncio.TimeoutError):
-                self.counters.add("exhausted")
-                raise PoolExhaustedError(self.alias, self.max_connections, self.timeout) from None
-            raise
-        now = perf_counter()
-        connection._rp_out = now
+            error = self._rp_exhausted(exc)
+            if isinstance(error, PoolExhaustedError):
+                counters.wait_timeouts += 1
+            raise error from None
+        finally:
+            counters.waiting -= 1
+        counters.waited(perf_counter() - start)
+        return self._rp_checked_out(connection)
+
+    def _rp_exhausted(self, exc: RedisConnectionError) -> Exception:
+        """``exc`` as ``PoolExhaustedError`` if it says the pool had no connection."""
+        if isinstance(exc, MaxConnectionsError):  # plain pool
+            waited = None
+        elif isinstance(exc.__cause__, asyncio.TimeoutError):  # blocking pool, timed out
+            waited = self.timeout
+        else:
+            return exc
+        self.counters.exhausted += 1
+        return PoolExhaustedError(self.alias, self.max_connections, waited)
+
+    def _rp_checked_out(self, connection: Any) -> Any:
+        connection._rp_out = perf_counter()
         counters = self.counters
-        counters.on_checkout(now - start)
+        counters.checked_out()
         if counters.capture_stacks:
             connection._rp_stack = capture()
         return connection
@@ -268,7 +288,7 @@ class AsyncInstrumentedPool:
         if out is not None and connection._rp_counters is counters:
             connection._rp_out = None
             held = perf_counter() - out
-            counters.on_release(held)
+            counters.returned(held)
             if held > counters.leak_limit:
                 note_late_return(counters, connection, out, held)
                 # The monitor thread scans the registry's pools only: log it from here
@@ -295,25 +315,13 @@ class AsyncRedisPool(AsyncInstrumentedPool, redis.asyncio.ConnectionPool):
 class AsyncBlockingRedisPool(AsyncInstrumentedPool, redis.asyncio.BlockingConnectionPool):
     """Blocking asyncio pool: a task waits up to ``pool_timeout`` seconds for a connection."""
 
+    _rp_blocking = True
+
     def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
         self._rp_setup(config)
         super().__init__(
             max_connections=config.max_connections, timeout=config.pool_timeout, **kwargs
         )
-
-    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
-        if self.can_get_connection():
-            return await super().get_connection()
-        counters = self.counters
-        counters.add("waits")
-        counters.add("waiting")
-        try:
-            return await super().get_connection()
-        except PoolExhaustedError:
-            counters.add("wait_timeouts")
-            raise
-        finally:
-            counters.add("waiting", -1)
 
 
 @dataclass

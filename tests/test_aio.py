@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import socket
 import threading
@@ -21,6 +22,7 @@ from django.test import override_settings
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import AliasNotFound, PoolExhaustedError, aget_redis, aio, get_pool
 from redis_pool.aio_pools import AsyncBlockingRedisPool, AsyncRedisPool
@@ -370,6 +372,21 @@ def test_late_return_is_logged_by_leak_detection(
     assert "in checks_out_and_sits_on_it" in message  # where it was checked out
 
 
+def test_read_timeout_is_counted_and_the_connection_dropped(on: RedisServer) -> None:
+    options = {"url": on.url, "socket_timeout": 0.2}
+
+    async def main() -> None:
+        client = aget_redis()
+        await client.ping()
+        with pytest.raises(RedisTimeoutError, match="Timeout reading"):
+            await client.execute_command("BLPOP", "nothing", "1")  # outlasts socket_timeout
+        (stats,) = aio.async_pool_stats()
+        assert (stats.errors, stats.created, stats.closed, stats.in_use) == (1, 1, 1, 0)
+
+    with override_settings(REDIS_POOL=options):
+        run(main)
+
+
 # -- one pool per loop, closed with its loop ---------------------------------------------------
 
 
@@ -418,6 +435,8 @@ def test_repeated_asyncio_run_leaks_no_pool_or_socket(on: RedisServer) -> None:
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     assert created >= 50
+    figures = {"asyncio_run_calls": 50, "connections_opened": created, "left_open": 0}
+    print(f"EVIDENCE aio_repeated_asyncio_run {json.dumps(figures, sort_keys=True)}")
     assert on.command("GET", "n") == b"$3\r\n250\r\n"
 
 

@@ -131,6 +131,7 @@ def test_concurrent_async_views_under_uvicorn(
     pid = app.proc.pid
 
     async def load() -> dict[str, Any]:
+        start = time.monotonic()
         echoes = await fetch_all(app.port, [f"/aecho/?v=e{i}" for i in range(200)])
         assert echoes == [(200, f"e{i}".encode()) for i in range(200)]
         holds = await fetch_all(app.port, [f"/ahold/?v=h{i}" for i in range(96)])
@@ -139,9 +140,10 @@ def test_concurrent_async_views_under_uvicorn(
         assert all(status == 200 for status, _ in incrs)
         assert sorted(int(body) for _, body in incrs[:100]) == list(range(1, 101))
         assert sorted(int(body) for _, body in incrs[100:]) == list(range(1, 21))
+        elapsed = time.monotonic() - start
         status, body = await fetch(app.port, "/astats/")
         assert status == 200
-        return dict(json.loads(body))
+        return {**json.loads(body), "elapsed": elapsed}
 
     stats = asyncio.run(load())
     assert stats["pid"] == pid
@@ -156,7 +158,8 @@ def test_concurrent_async_views_under_uvicorn(
     # 200 echoes x 2 commands, 96 holds (one checkout each), 100 INCRs
     assert pool["checkouts"] == pool["releases"] == 200 * 2 + 96 + 100
     # Every server connection of the process is accounted for by its two pools.
-    assert len(ours(fresh_server, pid)) == pool["open"] + stats["sync"]["open"]
+    server_connections = len(ours(fresh_server, pid))
+    assert server_connections == pool["open"] + stats["sync"]["open"]
 
     # Ctrl-C: uvicorn shuts down, asyncio's runner closes the loop, and the interpreter
     # exits normally (a SIGTERM is re-raised by uvicorn with the default action: the
@@ -176,6 +179,17 @@ def test_concurrent_async_views_under_uvicorn(
     assert final["created"] == final["closed"] == pool["created"]
     assert (final["open"], final["in_use"]) == (0, 0)
     assert ours(fresh_server, pid) == []
+    figures = {
+        "requests": 416,
+        "concurrency": CONCURRENCY,
+        "seconds": round(stats["elapsed"], 2),
+        "async_pool": {k: pool[k] for k in ("created", "high_water", "waits", "checkouts")},
+        "async_wait_p95_ms": pool["wait"]["p95_ms"],
+        "server_connections_under_load": server_connections,
+        "server_connections_after_loop_close": 0,
+        "closed_at_loop_close": final["closed"],
+    }
+    print(f"EVIDENCE asgi_uvicorn {json.dumps(figures, sort_keys=True)}")
 
     assert app.proc.stdin is not None
     app.proc.stdin.write(b"\n")
