@@ -14,6 +14,21 @@ from typing import Any
 LOOPBACK = "127.0.0.1"
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when the test process dies, even by SIGKILL, so an
+    interrupted run leaves no redis-server behind. Linux only; a no-op elsewhere. (The signal
+    follows the *thread* that started the child: start servers from the main thread.)"""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
@@ -59,7 +74,9 @@ class RedisServer:
         return args + self.extra
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        self.proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.args(), stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
