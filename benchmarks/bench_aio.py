@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/bench_aio.py [--rounds 15] [--ops 5000] [--check]
 
 Starts its own redis-server on a free loopback port. Everything runs in one process and one
-run, in interleaved rounds; ratios are taken per round and the median reported (only ratios
-within one run mean anything on these shared machines):
+run, in interleaved rounds. Reported per line: the fastest round of each side (neighbours on a
+shared VM only ever add time), their ratio, and the median of the per-round ratios. Only
+ratios within one run mean anything on these machines.
 
 - lookup: ``aget_redis()`` in a running loop, against reading a module-level client.
 - GET, sequential / 16 concurrent tasks: a client from ``aget_redis()`` (our instrumented
   blocking pool) against ``redis.asyncio.Redis`` on redis-py's ``BlockingConnectionPool``,
-  built from the same parsed settings. Target: <= 1.05 (``--check`` exits 1 above it).
+  built from the same parsed settings. Target: ratio of the fastest rounds <= 1.05
+  (``--check`` exits 1 above it).
 - loop churn: ``asyncio.run()`` of one GET, as ``async_to_sync`` does per call: with
   ``aget_redis()`` (pool built, connected, closed with the loop) against a client made and
   ``aclose()``-d by hand in the coroutine.
@@ -52,9 +54,18 @@ async def paired(base: Timer, ours: Timer, rounds: int, ops: int) -> dict[str, f
         ratios.append(o / b)
         base_times.append(b)
         our_times.append(o)
+    return summary(base_times, our_times, ratios)
+
+
+def summary(
+    base_times: list[float], our_times: list[float], ratios: list[float]
+) -> dict[str, float]:
+    # Neighbours on a shared VM only ever add time: the fastest round of each side is the
+    # steadiest figure, so the ratio of minimums is reported beside the median ratio.
     return {
-        "base_us": round(statistics.median(base_times) * 1e6, 3),
-        "redis_pool_us": round(statistics.median(our_times) * 1e6, 3),
+        "base_us": round(min(base_times) * 1e6, 3),
+        "redis_pool_us": round(min(our_times) * 1e6, 3),
+        "ratio_of_min": round(min(our_times) / min(base_times), 4),
         "ratio": round(statistics.median(ratios), 4),
     }
 
@@ -78,14 +89,15 @@ def main() -> int:
         results.update(churn(args.rounds, max(20, args.ops // 50)))
 
     width = max(map(len, results))
-    print(f"{'':{width}}  {'baseline':>10}  {'redis_pool':>10}  {'ratio':>7}")
+    header = f"{'':{width}}  {'baseline':>10}  {'redis_pool':>10}  {'min/min':>7}  {'median':>7}"
+    print(header)
     for name, row in results.items():
         print(
             f"{name:{width}}  {row['base_us']:>8.3f}us  {row['redis_pool_us']:>8.3f}us"
-            f"  {row['ratio']:>7.3f}"
+            f"  {row['ratio_of_min']:>7.3f}  {row['ratio']:>7.3f}"
         )
     print(json.dumps({"bench": "aio", "target": TARGET, "results": results}))
-    over = [name for name, row in results.items() if "GET" in name and row["ratio"] > TARGET]
+    over = [name for name, row in results.items() if "GET" in name and row["ratio_of_min"] > TARGET]
     if over:
         print(f"above target {TARGET}: {', '.join(over)}", file=sys.stderr)
     return 1 if (args.check and over) else 0
@@ -203,13 +215,7 @@ def churn(rounds: int, runs: int) -> dict[str, dict[str, float]]:
         ratios.append(o / b)
         base_times.append(b)
         our_times.append(o)
-    return {
-        "loop churn: asyncio.run(one GET)": {
-            "base_us": round(statistics.median(base_times) * 1e6, 3),
-            "redis_pool_us": round(statistics.median(our_times) * 1e6, 3),
-            "ratio": round(statistics.median(ratios), 4),
-        }
-    }
+    return {"loop churn: asyncio.run(one GET)": summary(base_times, our_times, ratios)}
 
 
 if __name__ == "__main__":
