@@ -5,7 +5,7 @@ Importing this package has no side effects: no settings access, no network.
 
 from __future__ import annotations
 
-from redis_pool.aio import aget_redis
+from redis_pool.aio import aget_redis, aget_replica
 from redis_pool.pools import PoolExhaustedError
 from redis_pool.registry import (
     AliasNotFound,
@@ -26,6 +26,7 @@ __all__ = [
     "PoolStats",
     "Timing",
     "aget_redis",
+    "aget_replica",
     "get_pool",
     "get_redis",
     "get_replica",

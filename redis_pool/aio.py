@@ -22,10 +22,22 @@ import redis.asyncio
 
 from redis_pool import registry
 from redis_pool.aio_pools import AsyncEntry, build_async
-from redis_pool.conf import DEFAULT_ALIAS
+from redis_pool.aio_topologies import AsyncSentinelEntry, AsyncTopologyEntry, build_async_topology
+from redis_pool.conf import DEFAULT_ALIAS, PoolConfig
 from redis_pool.stats import PoolStats
 
 _ATTR = "_redis_pool_aio"  # where a loop keeps its _LoopPools
+
+# What one alias needs on one loop: a client, and how to close and count it.
+LoopEntry = AsyncEntry | AsyncTopologyEntry
+
+
+def build_entry(config: PoolConfig) -> LoopEntry:
+    """The async side of one alias, for the running loop: the one place that branches on
+    topology. Constructs objects only: no network."""
+    if config.topology == "standalone":
+        return build_async(config)
+    return build_async_topology(config)
 
 
 class _LoopPools:
@@ -36,10 +48,10 @@ class _LoopPools:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.pid = os.getpid()
-        self.entries: dict[str, AsyncEntry] = {}
+        self.entries: dict[str, LoopEntry] = {}
         self.clients: dict[str, redis.asyncio.Redis] = {}  # the hot path reads only this
         # Entries replaced after a settings change, still holding connections lent out.
-        self.retired: list[AsyncEntry] = []
+        self.retired: list[LoopEntry] = []
         self.closing: set[asyncio.Task[None]] = set()
 
     def retire(self, alias: str) -> None:
@@ -52,7 +64,7 @@ class _LoopPools:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._close_retired, entry)
 
-    def _close_retired(self, entry: AsyncEntry) -> None:
+    def _close_retired(self, entry: LoopEntry) -> None:
         # Idle connections close now; borrowed ones close as they are returned.
         task = self.loop.create_task(entry.aclose(in_use=False))
         self.closing.add(task)
@@ -88,13 +100,7 @@ def aget_redis(alias: str = DEFAULT_ALIAS) -> redis.asyncio.Redis:
     Call it from async code. It returns at once (a dict lookup once the loop has its
     pool); ``await aget_redis()`` works too. No network: connections open on first use.
     """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        raise RuntimeError(
-            "aget_redis() needs a running event loop: call it from async code "
-            "(sync code uses get_redis())."
-        ) from None
+    loop = _running_loop()
     pools: _LoopPools | None = getattr(loop, _ATTR, None)
     if pools is not None:
         client = pools.clients.get(alias)
@@ -103,7 +109,30 @@ def aget_redis(alias: str = DEFAULT_ALIAS) -> redis.asyncio.Redis:
     return _get_slow(loop, alias)
 
 
+def aget_replica(alias: str = DEFAULT_ALIAS) -> redis.asyncio.Redis:
+    """``get_replica()`` for async code: a Sentinel alias's replicas (the master when none
+    is up), for reads that may lag; any other alias: the same client as ``aget_redis()``."""
+    entry = _entry(_running_loop(), alias)
+    if isinstance(entry, AsyncSentinelEntry):
+        return entry.replica
+    return entry.client
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "aget_redis() needs a running event loop: call it from async code "
+            "(sync code uses get_redis())."
+        ) from None
+
+
 def _get_slow(loop: asyncio.AbstractEventLoop, alias: str) -> redis.asyncio.Redis:
+    return _entry(loop, alias).client
+
+
+def _entry(loop: asyncio.AbstractEventLoop, alias: str) -> LoopEntry:
     # Same config object, same errors (AliasNotFound, ImproperlyConfigured) as get_redis().
     config = registry.get_config(alias)
     with _lock:
@@ -113,10 +142,10 @@ def _get_slow(loop: asyncio.AbstractEventLoop, alias: str) -> redis.asyncio.Redi
             pools.retire(alias)
             entry = None
         if entry is None:
-            entry = build_async(config)
+            entry = build_entry(config)
             pools.entries[alias] = entry
             pools.clients[alias] = entry.client
-        return entry.client
+        return entry
 
 
 def _pools_for(loop: asyncio.AbstractEventLoop) -> _LoopPools:

@@ -356,11 +356,11 @@ class AsyncEntry:
 
 def build_async(config: PoolConfig) -> AsyncEntry:
     """The async client of one alias, for the running event loop. Objects only: no network."""
-    topology = getattr(config, "topology", "standalone")
+    topology = config.topology
     if topology != "standalone":
         raise ImproperlyConfigured(
-            f"REDIS_POOL[{config.alias!r}] is a {topology} alias, which aget_redis() does "
-            "not support yet; use get_redis() (from async code: sync_to_async)."
+            f"REDIS_POOL[{config.alias!r}] is a {topology} alias: build_async() builds "
+            "standalone aliases, redis_pool.aio.build_entry() builds every kind."
         )
     kwargs = async_kwargs(config)
     pool: AsyncRedisPool | AsyncBlockingRedisPool

@@ -1,0 +1,142 @@
+"""Sentinel and Cluster aliases through ``aget_redis()`` / ``aget_replica()`` / ``request.aredis``:
+one client per event loop, closed with the loop (sentinel connections included)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncRequestFactory, override_settings
+
+from redis_pool import aget_redis, aio
+from redis_pool.aio import aget_replica
+from redis_pool.aio_topologies import AsyncClusterEntry, AsyncSentinelEntry
+from redis_pool.middleware import RedisPoolMiddleware
+from tests.redis_server import RedisServer
+from tests.settings import REDIS_URL
+from tests.topology_servers import SERVICE, ClusterSetup, SentinelSetup, text, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def named(server: RedisServer, alias: str) -> list[dict[str, str]]:
+    return server.clients_named(f"redis_pool:tests:{alias}:")
+
+
+def entry_of(alias: str) -> object:
+    return getattr(asyncio.get_running_loop(), aio._ATTR).entries[alias]
+
+
+# -- Sentinel ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sentinel_setup() -> Iterator[SentinelSetup]:
+    setup = SentinelSetup(sentinels=2).start()
+    try:
+        yield setup
+    finally:
+        setup.cleanup()
+
+
+@pytest.fixture
+def ha(sentinel_setup: SentinelSetup) -> Iterator[SentinelSetup]:
+    options = {"sentinels": sentinel_setup.addresses, "service_name": SERVICE}
+    with override_settings(
+        REDIS_POOL={"default": {"url": REDIS_URL}, "ha": options},
+        REDIS_POOL_MIDDLEWARE_ALIAS="ha",
+    ):
+        yield sentinel_setup
+
+
+def test_sentinel_alias_per_loop_and_closed_with_it(ha: SentinelSetup) -> None:
+    master = ha.current_master()
+    replica = next(s for s in ha.servers() if s is not master)
+
+    async def main(n: int) -> None:
+        client = aget_redis("ha")
+        assert isinstance(entry_of("ha"), AsyncSentinelEntry)
+        assert aget_redis("ha") is client
+        await client.set("ak", str(n))
+        wait_until(
+            lambda: text(replica.command("GET", "ak")).endswith(f"{n}\r\n"), 5, "replication"
+        )
+        assert await aget_replica("ha").get("ak") == str(n).encode()
+        assert aget_replica("default") is aget_redis("default")
+        assert [s.address.endswith(" replicas") for s in aio.async_pool_stats("ha")] == [
+            False,
+            True,
+        ]
+        assert len(named(master, "ha")) == len(named(replica, "ha")) == 1
+        assert sum(len(named(s, "ha")) for s in ha.sentinels) >= 1  # asked for the master
+
+    for n in range(3):
+        asyncio.run(main(n))
+        # Closed with the loop: the master's, the replica's and the sentinels' connections.
+        assert named(master, "ha") == named(replica, "ha") == []
+        assert [named(s, "ha") for s in ha.sentinels] == [[], []]
+    assert aio.async_pool_stats("ha") == []
+
+
+def test_sentinel_alias_through_request_aredis(ha: SentinelSetup) -> None:
+    async def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(str(await request.aredis.incr("mw")))  # type: ignore[attr-defined]
+
+    async def main() -> bytes:
+        response = await RedisPoolMiddleware(view)(AsyncRequestFactory().get("/"))
+        return bytes(response.content)
+
+    assert asyncio.run(main()) == b"1"
+    assert text(ha.current_master().command("GET", "mw")).endswith("1\r\n")
+
+
+# -- Cluster ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ClusterSetup]:
+    setup = ClusterSetup(masters=3).start()
+    try:
+        yield setup
+    finally:
+        setup.cleanup()
+
+
+@pytest.fixture
+def c(cluster: ClusterSetup) -> Iterator[ClusterSetup]:
+    for node in cluster.nodes:
+        node.command("FLUSHALL")
+    url = f"redis+cluster://127.0.0.1:{cluster.nodes[0].port}"
+    with override_settings(REDIS_POOL={"default": {"url": REDIS_URL}, "c": {"url": url}}):
+        yield cluster
+
+
+def test_cluster_alias_per_loop_and_closed_with_it(c: ClusterSetup) -> None:
+    keys = [f"k{i}" for i in range(64)]  # spread over the slots of all three masters
+
+    async def main() -> None:
+        # Awaiting it first runs RedisCluster.initialize(): redis-py 8.1's async cluster
+        # client races when many tasks send its very first commands at once
+        # (AttributeError: 'NoneType' object has no attribute 'writelines'), with or
+        # without redis_pool (docs/async.md).
+        client = await aget_redis("c")
+        assert client is aget_redis("c")
+        assert isinstance(entry_of("c"), AsyncClusterEntry)
+        assert aget_replica("c") is client
+        await asyncio.gather(*(client.set(key, key) for key in keys))
+        assert await asyncio.gather(*(client.get(key) for key in keys)) == [
+            key.encode() for key in keys
+        ]
+        stats = aio.async_pool_stats("c")
+        assert sorted(s.address for s in stats) == sorted(
+            f"redis://127.0.0.1:{node.port}" for node in c.nodes
+        )
+        assert all(s.created >= 1 for s in stats)
+        assert all(len(named(node, "c")) >= 1 for node in c.nodes)
+
+    for _ in range(2):
+        asyncio.run(main())
+        assert [named(node, "c") for node in c.nodes] == [[], [], []]
+    assert sum(int(text(n.command("DBSIZE")).strip(":\r\n")) for n in c.nodes) == len(keys)
