@@ -1,14 +1,19 @@
-"""Sentinel and Cluster aliases through ``aget_redis()`` / ``aget_replica()`` / ``request.aredis``:
-one client per event loop, closed with the loop (sentinel connections included)."""
+"""Sentinel, Cluster, TLS and ACL aliases through ``aget_redis()`` / ``aget_replica()`` /
+``request.aredis``: one client per event loop, closed with the loop (sentinel connections
+included), against real servers."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator
 
 import pytest
+import redis.asyncio
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncRequestFactory, override_settings
+from redis.exceptions import AuthenticationError, NoPermissionError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from redis_pool import aget_redis, aio
 from redis_pool.aio import aget_replica
@@ -16,7 +21,17 @@ from redis_pool.aio_topologies import AsyncClusterEntry, AsyncSentinelEntry
 from redis_pool.middleware import RedisPoolMiddleware
 from tests.redis_server import RedisServer
 from tests.settings import REDIS_URL
-from tests.topology_servers import SERVICE, ClusterSetup, SentinelSetup, text, wait_until
+from tests.topology_servers import (
+    ACL_PASSWORD,
+    ACL_USER,
+    SERVICE,
+    ACLServer,
+    ClusterSetup,
+    SentinelSetup,
+    TLSServer,
+    text,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +155,78 @@ def test_cluster_alias_per_loop_and_closed_with_it(c: ClusterSetup) -> None:
         asyncio.run(main())
         assert [named(node, "c") for node in c.nodes] == [[], [], []]
     assert sum(int(text(n.command("DBSIZE")).strip(":\r\n")) for n in c.nodes) == len(keys)
+
+
+# -- TLS and ACL ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls() -> Iterator[TLSServer]:
+    server = TLSServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def test_tls_with_ca_and_client_certificate(tls: TLSServer) -> None:
+    options = {
+        "url": tls.tls_url,
+        "ssl_ca_certs": str(tls.certs.ca),
+        "ssl_certfile": str(tls.certs.client_cert),
+        "ssl_keyfile": str(tls.certs.client_key),
+    }
+
+    async def main() -> None:
+        client = aget_redis("s")
+        assert issubclass(client.connection_pool.connection_class, redis.asyncio.SSLConnection)
+        await client.set("k", "tls")
+        (connection,) = client.connection_pool._available_connections
+        # redis-py's defaults, kept: the certificate and the host name are verified.
+        assert (connection.cert_reqs, connection.check_hostname) == (ssl.CERT_REQUIRED, True)
+        assert await client.get("k") == b"tls"
+        assert len(named(tls, "s")) == 1  # seen on the server's plain port
+
+    with override_settings(REDIS_POOL={"default": {"url": REDIS_URL}, "s": options}):
+        asyncio.run(main())
+    assert named(tls, "s") == []
+
+
+def test_tls_refuses_a_server_signed_by_another_ca(tls: TLSServer) -> None:
+    options = {
+        "url": tls.tls_url,
+        "ssl_ca_certs": str(tls.certs.other_ca),
+        "ssl_certfile": str(tls.certs.client_cert),
+        "ssl_keyfile": str(tls.certs.client_key),
+    }
+
+    async def main() -> None:
+        with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            await aget_redis("s").ping()
+
+    with override_settings(REDIS_POOL={"default": {"url": REDIS_URL}, "s": options}):
+        asyncio.run(main())
+
+
+def test_acl_user_limited_rights_and_wrong_password() -> None:
+    with ACLServer() as server:
+        good = f"redis://{ACL_USER}:{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
+        bad = f"redis://{ACL_USER}:wrong-{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
+
+        async def main() -> None:
+            client = aget_redis("a")
+            await client.set("app:k", "v")
+            assert await client.get("app:k") == b"v"
+            with pytest.raises(NoPermissionError):
+                await client.set("other:k", "v")
+            with pytest.raises(AuthenticationError) as excinfo:
+                await aget_redis("b").ping()
+            message = str(excinfo.value)
+            assert message.startswith("Redis alias 'b' could not authenticate to ")
+            assert ACL_PASSWORD not in message
+            assert ACL_USER not in message
+
+        aliases = {"default": {"url": REDIS_URL}, "a": {"url": good}, "b": {"url": bad}}
+        with override_settings(REDIS_POOL=aliases):
+            asyncio.run(main())
+        assert named(server, "a") == []
