@@ -11,6 +11,8 @@ closes and errors are counted by the connection class, off the checkout path.
 from __future__ import annotations
 
 import os
+import threading
+from collections import deque
 from collections.abc import Callable
 from functools import cache
 from queue import LifoQueue
@@ -51,7 +53,8 @@ class _CountingSet(set[Any]):
     This is the hottest code of the app (benchmarks/bench_instrumentation.py holds it
     within 5% of redis-py's own cycle), hence the inlined adds and the builtins bound as
     defaults: a checkout is one clock read; a return is one clock read and a few adds. The
-    in-use gauge is the set's size, and checkouts are returns plus it.
+    in-use gauge is the set's size, checkouts are returns plus it, and the high-water mark
+    is the number of connections the pool made (see ``InstrumentedPoolMixin.stats``).
     """
 
     counters: Counters
@@ -63,13 +66,8 @@ class _CountingSet(set[Any]):
     def remove(
         self, connection: Any, _remove: Any = set.remove, _clock: Any = perf_counter
     ) -> None:
-        counters = self.counters
-        # The size before a return is a level the pool reached: the highest such level, or
-        # the level now, is the high-water mark (every peak ends with a return).
-        in_use = len(self)
-        if in_use > counters.high_water:
-            counters.high_water = in_use
         _remove(self, connection)  # KeyError: not ours (redis-py ignores it), not counted
+        counters = self.counters
         held = _clock() - connection._rp_out
         counters.hold_total += held
         if held > counters.hold_max:
@@ -94,12 +92,29 @@ class _LeakTrackingSet(_CountingSet):
             note_late_return(self.counters, connection, out, held)
 
 
-class _CountingLifoQueue(LifoQueue[Any]):
-    """The blocking pool's queue: counts checkouts, returns and callers that had to wait.
+_NOTHING: Any = object()
 
-    ``get`` mirrors ``queue.Queue.get``; everything here runs under the queue's mutex.
-    Free slots hold a connection or redis-py's ``None`` placeholder, so the in-use gauge
-    is ``maxsize - len(queue)``.
+
+class _Waiter:
+    """One caller waiting for a connection: a returned one is handed to it directly."""
+
+    __slots__ = ("item", "ready")
+
+    def __init__(self, mutex: Any) -> None:
+        self.ready = threading.Condition(mutex)
+        self.item: Any = _NOTHING
+
+
+class _CountingLifoQueue(LifoQueue[Any]):
+    """The blocking pool's queue: fair to waiters, and counting checkouts, returns and
+    callers that had to wait. Everything here runs under the queue's mutex.
+
+    Fair: a returned connection goes straight to the longest waiter, first come first
+    served, instead of back on the queue where the returning thread (still holding the
+    GIL) would take it again on its next checkout and starve the waiters into
+    ``PoolExhaustedError`` (redis-py's own queue does that). Free slots stay LIFO, so warm
+    connections are reused first. Free slots hold a connection or redis-py's ``None``
+    placeholder, so the in-use gauge is ``maxsize - len(queue)``.
     """
 
     def __init__(self, maxsize: int, pool: BlockingRedisPool) -> None:
@@ -110,63 +125,71 @@ class _CountingLifoQueue(LifoQueue[Any]):
         self.counters = pool.counters
         self.alias = pool.alias
         self.timeout: float | None = pool.timeout
+        self.waiters: deque[_Waiter] = deque()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        with self.not_empty:
-            if not self._qsize():
-                self._wait(block, timeout)
-            item = self._get()
-            self.not_full.notify()
-            return item
+        with self.mutex:
+            if self.waiters or not self.queue:
+                return self._wait(block, timeout)
+            return self._get()
 
-    def _wait(self, block: bool, timeout: float | None) -> None:
+    def _wait(self, block: bool, timeout: float | None) -> Any:
         counters = self.counters
         counters.waits += 1
         counters.waiting += 1
         start = monotonic()
+        waiter = _Waiter(self.mutex)
+        self.waiters.append(waiter)
         try:
-            if block and timeout is None:
-                while not self._qsize():
-                    self.not_empty.wait()
-            else:
-                deadline = start + (timeout or 0.0)
-                while not self._qsize():
-                    remaining = deadline - monotonic()
-                    if not block or remaining <= 0.0:
-                        counters.wait_timeouts += 1
-                        counters.exhausted += 1
-                        raise PoolExhaustedError(self.alias, self.maxsize, self.timeout)
-                    self.not_empty.wait(remaining)
+            deadline = None if (block and timeout is None) else start + (timeout or 0.0)
+            while waiter.item is _NOTHING:
+                if deadline is None:
+                    waiter.ready.wait()
+                    continue
+                remaining = deadline - monotonic()
+                if not block or remaining <= 0.0:
+                    self.waiters.remove(waiter)
+                    counters.wait_timeouts += 1
+                    counters.exhausted += 1
+                    raise PoolExhaustedError(self.alias, self.maxsize, self.timeout)
+                waiter.ready.wait(remaining)
             counters.waited(monotonic() - start)
+            return self._handed(waiter.item)
         finally:
             counters.waiting -= 1
 
+    def _handed(self, item: Any) -> Any:
+        """A returned connection handed to a waiter: a checkout (in use did not change)."""
+        if item is not None:
+            item._rp_out = perf_counter()
+        return item
+
     def _get(self) -> Any:
-        queue = self.queue
-        item = queue.pop()
-        in_use = self.maxsize - len(queue)
-        counters = self.counters
-        if in_use > counters.high_water:
-            counters.high_water = in_use
+        item = self.queue.pop()
         if item is not None:  # None: redis-py makes the connection (make_connection marks it)
             item._rp_out = perf_counter()
         return item
 
     def _put(self, item: Any) -> None:
-        self.queue.append(item)
         counters = self.counters
         if item is None:
             # redis-py returns a placeholder for a connection it does not own: a return
             # without a hold time.
             counters.releases += 1
-            return
-        held = perf_counter() - item._rp_out
-        counters.hold_total += held
-        if held > counters.hold_max:
-            counters.hold_max = held
-        slot = counters.hold_slot
-        counters.hold_samples[slot & SAMPLE_MASK] = held
-        counters.hold_slot = slot + 1
+        else:
+            held = perf_counter() - item._rp_out
+            counters.hold_total += held
+            if held > counters.hold_max:
+                counters.hold_max = held
+            slot = counters.hold_slot
+            counters.hold_samples[slot & SAMPLE_MASK] = held
+            counters.hold_slot = slot + 1
+        if self.waiters:
+            waiter = self.waiters.popleft()
+            waiter.item = item
+            waiter.ready.notify()
+        else:
+            self.queue.append(item)
 
 
 class _LeakTrackingLifoQueue(_CountingLifoQueue):
@@ -174,6 +197,12 @@ class _LeakTrackingLifoQueue(_CountingLifoQueue):
 
     def _get(self) -> Any:
         item = super()._get()
+        if item is not None:
+            item._rp_stack = capture()
+        return item
+
+    def _handed(self, item: Any) -> Any:
+        item = super()._handed(item)
         if item is not None:
             item._rp_stack = capture()
         return item
@@ -257,6 +286,18 @@ def leak_detection_threshold(config: PoolConfig) -> float | None:
     return float(value) if value is not None else None
 
 
+# This process's pid, refreshed in a forked child before any other code runs there.
+_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class InstrumentedPoolMixin:
     """Per-alias counters, per-process client names, and the ``stats()`` snapshot."""
 
@@ -277,6 +318,14 @@ class InstrumentedPoolMixin:
         self.counters = Counters(self._rp_leak_threshold)
         self._rp_default_name = "client_name" not in config.options
         self._rp_monitored = monitor.wanted(config)
+
+    def _checkpid(self) -> None:
+        # redis-py runs this on every checkout and return, and asks the kernel for the pid
+        # each time (os.getpid() is a system call: ~0.2 us here, twice per cycle, more than
+        # all of our counting). The pid only changes at a fork, which refreshes _pid; then
+        # redis-py's own check (and reset) runs as before.
+        if self.pid != _pid:
+            super()._checkpid()  # type: ignore[misc]
 
     def reset(self) -> None:
         # reset() runs in __init__ and, through _checkpid(), first thing in a forked
@@ -302,6 +351,10 @@ class InstrumentedPoolMixin:
         """The connections checked out now (for leak detection); never changes the pool."""
         raise NotImplementedError
 
+    def _rp_made(self) -> int:
+        """Connections made since reset (or fork)."""
+        raise NotImplementedError
+
     def stats(self) -> PoolStats:
         """A snapshot of this pool's counters; never touches the pool or the network."""
         counters = self.counters
@@ -310,14 +363,21 @@ class InstrumentedPoolMixin:
             counters = Counters(getattr(self, "_rp_leak_threshold", None))
         open_now = counters.created - counters.closed
         in_use_now = getattr(self, "_rp_in_use", None)  # the async pools share this method
+        made = 0
         if in_use_now is None:
             in_use, releases, checkouts = counters.in_use, counters.releases, counters.checkouts
-        else:
+        elif counters is self.counters:
             # The sync pools count timed returns (hold_slot) and untimed ones (releases) and
-            # read the in-use gauge from the pool itself: checkouts follow.
-            in_use = in_use_now() if counters is self.counters else 0
+            # read the in-use gauge from the pool itself: checkouts follow. They make a
+            # connection only when every one they have is checked out, so the connections
+            # made since reset (or fork) are the most ever in use at once: the high-water
+            # mark, with nothing to track on the checkout path.
+            in_use = in_use_now()
             releases = counters.hold_slot + counters.releases
             checkouts = releases + in_use
+            made = self._rp_made()
+        else:  # forked, not used here yet
+            in_use = releases = checkouts = 0
         wait, hold = counters.timings()
         return PoolStats(
             alias=self.alias,
@@ -338,7 +398,7 @@ class InstrumentedPoolMixin:
             exhausted=counters.exhausted,
             errors=counters.errors,
             leaks=counters.leaks,
-            high_water=max(counters.high_water, in_use),
+            high_water=max(counters.high_water, in_use, made),
             wait=wait,
             hold=hold,
             since=counters.since,
@@ -376,6 +436,9 @@ class RedisPool(InstrumentedPoolMixin, ConnectionPool):
 
     def _rp_in_use(self) -> int:
         return len(self._in_use_connections)
+
+    def _rp_made(self) -> int:
+        return self._created_connections
 
     def make_connection(self) -> Any:
         # Runs under the pool's lock, before redis-py raises its own MaxConnectionsError.
@@ -419,6 +482,9 @@ class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
     def _rp_in_use(self) -> int:
         queue = self.pool
         return queue.maxsize - len(queue.queue)
+
+    def _rp_made(self) -> int:
+        return len(self._connections)
 
     def make_connection(self) -> Any:
         connection = super().make_connection()

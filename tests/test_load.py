@@ -97,14 +97,6 @@ def test_64_threads_share_a_bounded_pool(fresh_server: RedisServer, max_connecti
     print(f"EVIDENCE load {json.dumps(figures, sort_keys=True)}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The blocking pool is not fair: a thread that returns a connection takes it "
-    "straight back on its next checkout (it still holds the GIL; notify() only wakes a "
-    "waiter, which then finds the queue empty again), so waiters starve while the pool "
-    "turns over thousands of checkouts a second, and time out with PoolExhaustedError. "
-    "Owner: pools.py (_CountingLifoQueue / redis-py BlockingConnectionPool semantics).",
-)
 def test_waiters_are_not_starved_while_connections_turn_over(fresh_server: RedisServer) -> None:
     max_connections, pool_timeout, seconds = 8, 1.0, 2.5
     settings = {
