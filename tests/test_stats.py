@@ -317,3 +317,35 @@ def test_capture_is_a_cheap_frame_walk() -> None:
     stack = capture()
     assert stack[0][2] == "test_capture_is_a_cheap_frame_walk"
     assert all(isinstance(line, int) for _, line, _ in stack)
+
+
+def test_blocking_pool_serves_waiters_first_come_first_served(fresh_server: RedisServer) -> None:
+    options = settings_for(fresh_server, max_connections=1, pool_timeout=5)
+    with override_settings(REDIS_POOL=options):
+        pool = get_pool()
+        held = pool.get_connection()
+        order: list[str] = []
+
+        def waiter(name: str) -> None:
+            connection = pool.get_connection()
+            order.append(name)
+            pool.release(connection)
+
+        threads = []
+        for count, name in enumerate(["first", "second"], start=1):
+            thread = threading.Thread(target=waiter, args=(name,))
+            thread.start()
+            threads.append(thread)
+            wait_for(lambda n=count: pool_stats().waiting == n, 5, f"{name} to wait")
+        # The thread returning the connection asks again at once: it must queue behind the
+        # two waiters instead of taking its connection straight back.
+        pool.release(held)
+        again = pool.get_connection()
+        order.append("returner")
+        pool.release(again)
+        for thread in threads:
+            thread.join(5)
+        assert order == ["first", "second", "returner"]
+        stats = pool_stats()
+        assert (stats.waits, stats.wait_timeouts, stats.in_use, stats.checkouts) == (3, 0, 0, 4)
+        assert stats.high_water == 1
