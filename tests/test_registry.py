@@ -173,3 +173,16 @@ def test_close_all_disconnects(redis_server: RedisServer) -> None:
         time.sleep(0.02)
     assert redis_server.clients_named("redis_pool:tests:default:") == []
     get_redis().ping()  # rebuilt lazily on next use
+
+
+def test_driver_info_built_once_and_names_us() -> None:
+    from redis_pool.conf import shared_driver_info
+
+    pool = get_pool()
+    info = shared_driver_info()
+    if info is None:  # redis-py 7 has no DriverInfo
+        assert "driver_info" not in pool.connection_kwargs
+        return
+    assert pool.connection_kwargs["driver_info"] is info
+    assert get_pool("other").connection_kwargs["driver_info"] is info
+    assert info.formatted_name.startswith("redis-py(django-redis-pool_v")
