@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from redis_pool import monitor
 from redis_pool.conf import MASK, PoolConfig
@@ -93,7 +93,8 @@ class ServerView:
 class AliasView:
     alias: str
     address: str
-    error: str | None = None
+    error: str | None = None  # Redis unreachable: nothing else is known
+    note: str | None = None  # something not shown, and why (not an error)
     processes: list[dict[str, Any]] = field(default_factory=list)
     unpublished: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
@@ -109,6 +110,7 @@ class AliasView:
             "alias": self.alias,
             "address": self.address,
             "error": self.error,
+            "note": self.note,
             "processes": self.processes,
             "unpublished": self.unpublished,
             "totals": self.totals,
@@ -225,16 +227,20 @@ def read_alias(alias: str) -> AliasView:
     view = AliasView(alias=alias, address=config.address)
     topology = getattr(config, "topology", "standalone")
     if topology != "standalone":
-        view.error = (
-            f"the fleet view covers standalone servers; {alias!r} is a {topology} alias "
-            "(use --local for this process's pools)"
+        view.note = (
+            f"not covered: the fleet view covers standalone servers and {alias!r} is a "
+            f"{topology} alias (--local shows this process's pools)"
         )
         return view
     client = monitor.stats_client(config, reader_name())
+    raw: list[Any] = []
     try:
-        members = client.zrange(monitor.index_key(alias), 0, -1)
-        keys = [f"{monitor.KEY_PREFIX}{alias}:{_text(m)}" for m in members]
-        raw = client.mget(keys) if keys else []
+        try:
+            members = client.zrange(monitor.index_key(alias), 0, -1)
+            keys = [f"{monitor.KEY_PREFIX}{alias}:{_text(m)}" for m in members]
+            raw = client.mget(keys) if keys else []
+        except ResponseError as exc:  # e.g. an ACL without access to these keys
+            view.note = f"reading {monitor.KEY_PREFIX}{alias}:* refused: {scrub(str(exc), config)}"
         server = ServerView()
         _info(client, server, config)
         pool_names = _client_list(client, server, int(config.kwargs.get("db") or 0), config)

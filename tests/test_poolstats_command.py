@@ -21,7 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from redis_pool import get_pool, get_redis, monitor
+from redis_pool import get_pool, get_redis, monitor, pool_stats
 from redis_pool.stats import hostname
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 from tests.test_fleet import PASSWORD, USER
@@ -118,6 +118,7 @@ def test_the_json_schema(fresh_server: RedisServer) -> None:
         "alias",
         "address",
         "error",
+        "note",
         "processes",
         "unpublished",
         "totals",
@@ -348,3 +349,28 @@ def test_no_secret_in_any_output_published_value_or_log(
     text = "\n".join(outputs)
     assert USER not in text
     assert PASSWORD not in text
+
+
+def test_keys_an_acl_refuses_and_sentinel_aliases_are_notes_not_errors() -> None:
+    acl = (USER, "on", f">{PASSWORD}", "~app:*", "&*", "+@all")
+    with RedisServer("--user", *acl, password="admin_pw_4x") as server:
+        url = f"redis://{USER}:{PASSWORD}@127.0.0.1:{server.port}/0"
+        sentinel = {"sentinels": [("127.0.0.1", free_port())], "service_name": "mymaster"}
+        with override_settings(REDIS_POOL={"default": {"url": url}, "ha": sentinel}):
+            get_redis().set("app:k", "v")
+            monitor.publish_now()  # refused by the ACL: counted, not raised
+            assert pool_stats().publish_errors == 1
+            out, err, status = run_command(force_color=True)
+            document = json.loads(run_command("--json")[0])
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    refused = next(line for line in lines if "refused" in line)
+    assert refused.startswith(YELLOW)
+    assert "reading redis_pool:stats:default:* refused: " in refused
+    assert any(line.startswith("  server  Redis 7.0.15") for line in lines)
+    default, ha = document["aliases"]
+    assert (default["error"], default["processes"]) == (None, [])
+    assert default["server"]["connected_clients"] == 2  # pool + reader (publisher gave up)
+    assert ha["error"] is None
+    assert "sentinel alias" in ha["note"]
+    assert USER not in out + json.dumps(document)

@@ -146,6 +146,10 @@ class Command(BaseCommand):
         if view.error:
             self.stdout.write(self.style.ERROR(f"  {view.error}"))
             return
+        if view.note:
+            self.stdout.write(self.style.WARNING(f"  {view.note}"))
+        if view.server is None:
+            return
         header: tuple[str, ...] = (
             "host",
             "pid",
