@@ -57,7 +57,13 @@ def snapshot(server: RedisServer, workers: list[int]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=100_000, help="Requests after warm-up.")
-    parser.add_argument("--warmup", type=float, default=10, help="Minimum warm-up seconds.")
+    parser.add_argument("--warmup", type=float, default=20, help="Minimum warm-up seconds.")
+    parser.add_argument(
+        "--stable-samples",
+        type=int,
+        default=5,
+        help="Warm-up ends once this many 2 s samples in a row saw the same pool size.",
+    )
     parser.add_argument(
         "--max-warmup", type=float, default=60, help="Warm-up ends here even if pools grow."
     )
@@ -101,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 warm = run_load(url, 2, CONNECTIONS, tool, paths=PATHS, script=script)
                 warm_requests += warm.requests
                 counts_seen.append(pool_connections(server))
-                stable = len(counts_seen) >= 3 and len(set(counts_seen[-3:])) == 1
+                recent = counts_seen[-args.stable_samples :]
+                stable = len(recent) == args.stable_samples and len(set(recent)) == 1
                 if time.monotonic() - warm_start >= args.warmup and stable:
                     break
             warm_seconds = time.monotonic() - warm_start
@@ -142,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         <= args.max_growth_mb,
         "pool connections constant after warm-up": bool(counts)
         and min(counts) == max(counts) == after_warmup["pool_connections"],
+        "pool connections within workers x threads x aliases": max(counts, default=0)
+        <= WORKERS * THREADS * 2,
         "zero new server connections after warm-up": new_connections == 0,
     }
     report = {
