@@ -59,11 +59,11 @@ OWN_KEYS = frozenset(
         "url",
         "pool_timeout",
         "ssl",
-        # stats publishing and leak detection (monitor.py, leaks.py; docs/stats.md)
+        # stats publishing and leak detection (monitor.py, leaks.py; README, "Pool statistics")
         "publish_stats",
         "publish_interval",
         "leak_detection_threshold",
-        # Sentinel and Cluster (conf_topologies.py; docs/topologies.md)
+        # Sentinel and Cluster (conf_topologies.py; README, "Sentinel, Cluster, TLS and ACLs")
         *conf_topologies.KEYS,
     }
 )
