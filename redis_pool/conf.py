@@ -59,7 +59,7 @@ OWN_KEYS = frozenset(
         "url",
         "pool_timeout",
         "ssl",
-        # stats publishing and leak detection (monitor.py, leaks.py; README, "Pool statistics")
+        # stats publishing and leak detection (monitor.py, leaks.py; README: Pool statistics)
         "publish_stats",
         "publish_interval",
         "leak_detection_threshold",

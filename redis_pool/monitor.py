@@ -72,7 +72,7 @@ def wanted(config: PoolConfig) -> bool:
 
 def publishable(config: PoolConfig) -> bool:
     # Sentinel and Cluster aliases have no single server address in their kwargs; the
-    # fleet view covers standalone servers (README, "Pool statistics").
+    # fleet view covers standalone servers (README: Pool statistics).
     return publish_enabled(config) and getattr(config, "topology", "standalone") == "standalone"
 
 

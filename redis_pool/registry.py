@@ -42,7 +42,7 @@ class Entry:
     def current_client(self) -> redis.Redis | None:
         if self.topology is not None:
             # A RedisCluster has the same command methods; typed as Redis so that the
-            # common case needs no narrowing (README, "Sentinel, Cluster, TLS and ACLs").
+            # common case needs no narrowing (README: Sentinel, Cluster).
             return cast("redis.Redis | None", self.topology.peek())
         return self.client
 

@@ -48,7 +48,7 @@ ZERO = Timing(0, 0.0, 0.0, 0.0, 0.0)
 class PoolStats:
     """A snapshot of one alias's pool in this process. ``as_dict()`` is JSON-ready.
 
-    Field meanings are documented in README, "Pool statistics"; the published snapshot and
+    Field meanings are documented in README: Pool statistics; the published snapshot and
     ``redis_poolstats --json`` carry the same names.
     """
 

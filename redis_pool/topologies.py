@@ -68,7 +68,8 @@ class _SentinelPoolMixin:
     connections to a demoted master keep working until Sentinel turns that server into a
     replica, about 8 s after the switch (SENTINEL_PUBLISH_PERIOD * 4 in sentinel.c); the
     writes they take meanwhile are lost at the resync (measured: all of them, see
-    README, "Sentinel, Cluster, TLS and ACLs"). So a master pool asks at most once per MASTER_CHECK_INTERVAL, on
+    the README's Sentinel section). So a master pool asks at most once per
+    MASTER_CHECK_INTERVAL, on
     a checkout, and redis-py drops the connections to the old address when it changed.
     """
 

@@ -34,10 +34,9 @@ def redis_server() -> RedisServer:
 
 
 @pytest.fixture(autouse=True)
-def _clean_redis(redis_server: RedisServer) -> Iterator[None]:
+def _clean_redis(redis_server: RedisServer) -> None:
     # The server is ours and started empty; flush between tests so they don't interact.
     redis_server.command("FLUSHALL")
-    yield
 
 
 @pytest.fixture

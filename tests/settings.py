@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+from tests.redis_server import LOOPBACK, free_port
+
 SECRET_KEY = "tests-only"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
@@ -10,8 +12,6 @@ DATABASES: dict[str, dict[str, str]] = {}
 INSTALLED_APPS = ["redis_pool"]
 MIDDLEWARE = ["redis_pool.middleware.RedisPoolMiddleware"]
 ROOT_URLCONF = "tests.urls"
-
-from tests.redis_server import LOOPBACK, free_port
 
 # conftest.py starts the session's redis-server on this port (pools connect lazily, so the
 # settings can name it before it runs).

@@ -163,7 +163,8 @@ def test_e007_key_set_in_url_and_as_key() -> None:
         ),
         (
             "redis_pool.E007",
-            "REDIS_POOL['default'] sets 'db' both in 'url' and as a key (url gives 2, key gives 3).",
+            "REDIS_POOL['default'] sets 'db' both in 'url' and as a key "
+            "(url gives 2, key gives 3).",
             "Set it in one place only.",
         ),
     ]

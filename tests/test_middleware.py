@@ -9,8 +9,7 @@ import pytest
 import redis
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
-from django.test import AsyncClient, AsyncRequestFactory, Client, RequestFactory
-from django.test import override_settings
+from django.test import AsyncClient, AsyncRequestFactory, Client, RequestFactory, override_settings
 from django.utils.functional import SimpleLazyObject
 
 from redis_pool import get_redis

@@ -3,7 +3,7 @@
 Each process publishes its pools' snapshot (``monitor.py``); this command reads them and
 the server's own view (``fleet.py``). ``--local`` shows only this process's pools.
 
-Exit status (README, "Pool statistics"): 0 all well; 1 bad arguments or alias; 3 Redis unreachable
+Exit status (README, Pool statistics): 0 all well; 1 bad arguments or alias; 3 Redis unreachable
 for an alias; 4 a pool is exhausted; 5 the connection budget is exceeded. With several,
 the first of 3, 4, 5. ``--watch``: runs until interrupted, then 0.
 """
@@ -67,7 +67,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--json", action="store_true", help="Print JSON (schema in README, "Pool statistics")."
+            "--json",
+            action="store_true",
+            help="Print JSON (schema: README, Pool statistics).",
         )
         parser.add_argument(
             "--alias", action="append", metavar="NAME", help="Only this alias (repeatable)."
@@ -287,7 +289,7 @@ class Command(BaseCommand):
             pools = [stats]
             if get_config(alias).topology != "standalone":
                 # Sentinel: the master's and the replicas' pools; Cluster: one per node
-                # (stats above adds them up). README, "Sentinel, Cluster, TLS and ACLs".
+                # (stats above adds them up). README: Sentinel, Cluster.
                 stats["nodes"] = [node.as_dict() for node in node_stats(alias)]
                 pools = stats["nodes"]
             if any(p["in_use"] >= p["max_connections"] or p["waiting"] for p in pools):
