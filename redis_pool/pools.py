@@ -11,6 +11,7 @@ closes and errors are counted by the connection class, off the checkout path.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -259,22 +260,13 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
                 self._rp_open = False
                 if self._rp_counters is not None:
                     self._rp_counters.add("closed")
-
-        def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
-            try:
-                super().send_packed_command(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError):
-                if self._rp_counters is not None:
-                    self._rp_counters.add("errors")
-                raise
-
-        def read_response(self, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return super().read_response(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError):
-                if self._rp_counters is not None:
-                    self._rp_counters.add("errors")
-                raise
+                    # redis-py disconnects a connection that failed a send or a read from
+                    # inside the except block that caught the failure. Counting it here,
+                    # once per broken connection, keeps the command path free of wrappers
+                    # (wrapping send/read cost ~0.5 us per command).
+                    failure = sys.exc_info()[1]
+                    if isinstance(failure, (RedisConnectionError, RedisTimeoutError, OSError)):
+                        self._rp_counters.add("errors")
 
     Instrumented.__name__ = Instrumented.__qualname__ = base.__name__
     Instrumented.__module__ = base.__module__

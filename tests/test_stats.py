@@ -349,3 +349,16 @@ def test_blocking_pool_serves_waiters_first_come_first_served(fresh_server: Redi
         stats = pool_stats()
         assert (stats.waits, stats.wait_timeouts, stats.in_use, stats.checkouts) == (3, 0, 0, 4)
         assert stats.high_water == 1
+
+
+def test_a_connection_broken_mid_command_counts_one_error(fresh_server: RedisServer) -> None:
+    # The server closes our idle connection; the next command fails on it, redis-py's retry
+    # reconnects, and the caller sees nothing: the stats still record the broken connection.
+    with override_settings(REDIS_POOL={"url": fresh_server.url, "publish_stats": False}):
+        client = get_redis()
+        client.ping()
+        [ours] = fresh_server.clients_named("redis_pool:")
+        fresh_server.command("CLIENT", "KILL", "ID", ours["id"])
+        assert client.ping() is True
+        stats = pool_stats()
+        assert (stats.errors, stats.created, stats.closed, stats.open) == (1, 2, 1, 1)
