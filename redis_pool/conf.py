@@ -471,6 +471,9 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
         value = kwargs.get(key)
         if isinstance(value, int) and value < 0:
             err("redis_pool.E004", f"{where}[{key!r}] must not be negative, got {value!r}.")
+    port = kwargs.get("port")
+    if isinstance(port, int) and not 0 < port < 65536 and port >= 0:
+        err("redis_pool.E004", f"{where}['port'] must be between 1 and 65535, got {port!r}.")
     if problems:
         return None, problems
 

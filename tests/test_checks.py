@@ -289,3 +289,14 @@ def test_e011_value_redis_py_refuses() -> None:
     assert msg.startswith("REDIS_POOL['default'] is refused by redis-py: ")
     assert SECRET not in msg
     assert hint == "A value has the wrong type or shape for redis-py's ConnectionPool."
+
+
+@pytest.mark.parametrize("port", [0, 70000])
+def test_e004_port_out_of_range(port: int) -> None:
+    assert run({"default": {"port": port}}) == [
+        (
+            "redis_pool.E004",
+            f"REDIS_POOL['default']['port'] must be between 1 and 65535, got {port}.",
+            None,
+        )
+    ]
