@@ -254,6 +254,7 @@ class AsyncInstrumentedPool:
         except RedisConnectionError as exc:
             error = self._rp_exhausted(exc)
             if isinstance(error, PoolExhaustedError):
+                counters.waited(perf_counter() - start)  # as the sync pool: count == waits
                 counters.wait_timeouts += 1
             raise error from None
         finally:

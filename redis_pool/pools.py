@@ -150,6 +150,9 @@ class _CountingLifoQueue(LifoQueue[Any]):
                 remaining = deadline - monotonic()
                 if not block or remaining <= 0.0:
                     self.waiters.remove(waiter)
+                    # A wait that ended empty-handed is a wait too: the timing's count is
+                    # `waits`, so its total and mean must include the timeouts.
+                    counters.waited(monotonic() - start)
                     counters.wait_timeouts += 1
                     counters.exhausted += 1
                     raise PoolExhaustedError(self.alias, self.maxsize, self.timeout)

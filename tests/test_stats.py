@@ -154,6 +154,9 @@ def test_exhaustion_is_counted_for_both_kinds(fresh_server: RedisServer) -> None
         blocking, plain = pool_stats(), pool_stats("plain")
         assert (blocking.exhausted, blocking.wait_timeouts, blocking.waits) == (1, 1, 1)
         assert (plain.exhausted, plain.wait_timeouts, plain.waits) == (1, 0, 0)
+        # The timed-out wait is in the wait timing (count == waits), the full 50 ms of it.
+        assert blocking.wait.count == 1
+        assert blocking.wait.max_ms >= 50
         for stats in (blocking, plain):
             assert (stats.in_use, stats.checkouts, stats.releases) == (0, 1, 1)
 
