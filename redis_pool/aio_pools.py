@@ -30,7 +30,6 @@ from redis._parsers import (
 from redis._parsers.base import AsyncBaseParser
 from redis.asyncio import connection as async_connection
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.driver_info import DriverInfo
 from redis.exceptions import AuthenticationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry as SyncRetry
@@ -38,7 +37,12 @@ from redis.retry import Retry as SyncRetry
 from redis_pool import monitor
 from redis_pool.conf import PoolConfig, default_client_name
 from redis_pool.leaks import capture, note_late_return, scan
-from redis_pool.pools import InstrumentedPoolMixin, PoolExhaustedError, leak_detection_threshold
+from redis_pool.pools import (
+    InstrumentedPoolMixin,
+    PoolExhaustedError,
+    auth_failure,
+    leak_detection_threshold,
+)
 from redis_pool.stats import Counters, PoolStats
 
 # conf.py resolves settings to redis-py's sync classes; these are their asyncio twins.
@@ -115,21 +119,11 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
                 f"{where}['parser_class'] is {parser!r}, which has no redis.asyncio twin."
             )
         kwargs["parser_class"] = _ASYNC_PARSER[parser]
-    if not {"driver_info", "lib_name", "lib_version"} & kwargs.keys():
-        # redis-py reads its package metadata for every new connection (~0.7 ms here) to
-        # fill CLIENT SETINFO; a loop per call (async_to_sync) would pay it every call.
-        kwargs["driver_info"] = _driver_info()
     if "client_name" not in config.options:
         # The parsed name carries the pid of the process that parsed settings; a pool is
         # built later, maybe in a forked child, which must name its own connections.
         kwargs["client_name"] = default_client_name(config.alias)
     return kwargs
-
-
-@cache
-def _driver_info() -> DriverInfo:
-    """What redis-py computes per connection, computed once per process."""
-    return DriverInfo()
 
 
 @cache
@@ -147,13 +141,7 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
             try:
                 await super().on_connect_check_health(*args, **kwargs)
             except AuthenticationError as exc:
-                # As pools.py does for the sync side: name the alias and the server,
-                # never the username or the password.
-                raise type(exc)(
-                    f"Redis alias {self._rp_alias!r} could not authenticate to "
-                    f"{self._host_error()}: {exc} Check the alias's 'username' and "
-                    "'password' (not shown)."
-                ) from None
+                raise auth_failure(exc, self._rp_alias, self._host_error()) from None
 
         async def _connect(self) -> None:
             start = perf_counter()

@@ -220,6 +220,15 @@ class _LeakTrackingLifoQueue(_CountingLifoQueue):
                 note_late_return(self.counters, item, out, held)
 
 
+def auth_failure(exc: AuthenticationError, alias: str | None, host: str) -> AuthenticationError:
+    """``exc`` retold: redis-py's text names neither the alias nor the server. Ours names
+    both, and never the username or the password."""
+    return type(exc)(
+        f"Redis alias {alias!r} could not authenticate to {host}: {exc} Check the alias's "
+        "'username' and 'password' (not shown)."
+    )
+
+
 @cache
 def instrumented_connection_class(base: type[Any]) -> type[Any]:
     """A subclass of ``base`` that reports socket opens, closes and errors."""
@@ -236,13 +245,7 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
             try:
                 return super().on_connect_check_health(*args, **kwargs)
             except AuthenticationError as exc:
-                # redis-py's text names neither the alias nor the server. Ours does both,
-                # and never the username or the password.
-                raise type(exc)(
-                    f"Redis alias {self._rp_alias!r} could not authenticate to "
-                    f"{self._host_error()}: {exc} Check the alias's 'username' and "
-                    "'password' (not shown)."
-                ) from None
+                raise auth_failure(exc, self._rp_alias, self._host_error()) from None
 
         def _connect(self) -> Any:
             start = perf_counter()

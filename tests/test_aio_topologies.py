@@ -135,7 +135,7 @@ def test_cluster_alias_per_loop_and_closed_with_it(c: ClusterSetup) -> None:
         # Awaiting it first runs RedisCluster.initialize(): redis-py 8.1's async cluster
         # client races when many tasks send its very first commands at once
         # (AttributeError: 'NoneType' object has no attribute 'writelines'), with or
-        # without redis_pool (docs/async.md).
+        # without redis_pool (README, Async views).
         client = await aget_redis("c")
         assert client is aget_redis("c")
         assert isinstance(entry_of("c"), AsyncClusterEntry)

@@ -1,7 +1,7 @@
 """Faults against real redis-server processes: what the app does, and how fast it recovers.
 
 Each test prints one ``EVIDENCE <name> {json}`` line with its measured figures;
-``pytest tests/test_faults.py -s | grep EVIDENCE`` collects them for docs/evidence.md.
+``pytest tests/test_faults.py -s | grep EVIDENCE`` collects them for README, Evidence.
 """
 
 from __future__ import annotations

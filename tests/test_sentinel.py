@@ -253,7 +253,7 @@ def test_failover_while_requests_flow(ha: SentinelSetup) -> None:
     assert after
     assert not any(r[2] for r in after)
     # Our connections left the old master within one master check of the switch, long
-    # before Sentinel demoted it (redis-py alone stays until then: docs/topologies.md).
+    # before Sentinel demoted it (redis-py alone stays until then: the README, Sentinel).
     assert events["moved"] - events["switched"] <= MASTER_CHECK_INTERVAL + 0.5, figures
     assert events["demoted"] - events["moved"] > 2.0, figures
     # No restart: the same client and pool, now talking to the new master.

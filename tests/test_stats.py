@@ -20,7 +20,7 @@ from redis_pool.leaks import capture
 from redis_pool.pools import build_pool
 from tests.redis_server import LOOPBACK, RedisServer, free_port
 
-# Every field of PoolStats, as docs/stats.md documents them: a change here is a change of
+# Every field of PoolStats, as the README documents them: a change here is a change of
 # the published schema.
 FIELDS = {
     "alias",
