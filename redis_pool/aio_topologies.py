@@ -16,6 +16,7 @@ the same way. Constructs objects only: no network.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -121,7 +122,7 @@ class AsyncSentinelEntry:
     async def aclose(self, *, in_use: bool = True) -> None:
         for pool in self.pools:
             await pool.disconnect(inuse_connections=in_use)
-        await self.sentinel.aclose()
+        await aclose_sentinels(self.sentinel)
 
     def stats(self) -> list[PoolStats]:
         return [pool.stats() for pool in self.pools]
@@ -131,6 +132,24 @@ class AsyncSentinelEntry:
         for pool in [*self.pools, *(s.connection_pool for s in self.sentinel.sentinels)]:
             found += [*pool._available_connections, *pool._in_use_connections]
         return found
+
+
+async def aclose_sentinels(manager: Sentinel) -> None:
+    """Close the sentinel clients of ``manager`` and their pools.
+
+    ``Sentinel.aclose()`` is new in redis-py 8; on 7.x we close its clients ourselves, the
+    same way: all of them, then raise the first error.
+    """
+    aclose = getattr(manager, "aclose", None)
+    if aclose is not None:
+        await aclose()
+        return
+    results = await asyncio.gather(
+        *(client.aclose() for client in manager.sentinels), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def build_sentinel(config: PoolConfig) -> AsyncSentinelEntry:

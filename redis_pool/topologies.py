@@ -161,7 +161,27 @@ class SentinelTopology:
     def close(self) -> None:
         for pool in self.pools():
             pool.disconnect()
-        self.sentinel.close()
+        close_sentinels(self.sentinel)
+
+
+def close_sentinels(manager: Sentinel) -> None:
+    """Close the sentinel clients of ``manager`` and their pools.
+
+    ``Sentinel.close()`` is new in redis-py 8; on 7.x we close its clients ourselves, the
+    same way: each one, then re-raise the first error.
+    """
+    close = getattr(manager, "close", None)
+    if close is not None:
+        close()
+        return
+    first: Exception | None = None
+    for client in manager.sentinels:
+        try:
+            client.close()
+        except Exception as error:  # re-raised below, after the others are closed
+            first = first or error
+    if first is not None:
+        raise first
 
 
 # -- Cluster ----------------------------------------------------------------------------
