@@ -149,7 +149,7 @@ class _Publisher:
         """Remove our key at a clean exit, over the connection we already have (never a
         new connect at exit): otherwise the key simply expires."""
         connections = self.client.connection_pool._available_connections
-        if not any(c.is_connected for c in connections):
+        if not any(_is_connected(c) for c in connections):
             return
         pipe = self.client.pipeline(transaction=False)
         pipe.delete(self.key)
@@ -278,6 +278,15 @@ class _Monitor:
         with self.work:
             for alias in list(self.publishers):
                 self._drop(alias)
+
+
+def _is_connected(connection: Any) -> bool:
+    # The sync Connection.is_connected property is new in redis-py 8; on 7.x the socket
+    # attribute it reads is what tells.
+    try:
+        return bool(connection.is_connected)
+    except AttributeError:
+        return connection._sock is not None
 
 
 def _quietly(func: Any) -> None:
