@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis_pool import monitor
 from redis_pool.conf import PoolConfig, default_client_name
 from redis_pool.leaks import capture, note_late_return
-from redis_pool.stats import SAMPLE_MASK, Counters, PoolStats, hostname
+from redis_pool.stats import Counters, PoolStats, hostname
 
 
 class PoolExhaustedError(MaxConnectionsError):
@@ -52,8 +52,8 @@ class _CountingSet(set[Any]):
     return, both under the pool's lock, so the counters need no lock of their own.
 
     This is the hottest code of the app (benchmarks/bench_instrumentation.py holds it
-    within 5% of redis-py's own cycle), hence the inlined adds and the builtins bound as
-    defaults: a checkout is one clock read; a return is one clock read and a few adds. The
+    within 5% of redis-py's own cycle), hence the builtins bound as defaults: a checkout
+    is one clock read; a return is one clock read and ``Counters.held``. The
     in-use gauge is the set's size, checkouts are returns plus it, and the high-water mark
     is the number of connections the pool made (see ``InstrumentedPoolMixin.stats``).
     """
@@ -68,14 +68,7 @@ class _CountingSet(set[Any]):
         self, connection: Any, _remove: Any = set.remove, _clock: Any = perf_counter
     ) -> None:
         _remove(self, connection)  # KeyError: not ours (redis-py ignores it), not counted
-        counters = self.counters
-        held = _clock() - connection._rp_out
-        counters.hold_total += held
-        if held > counters.hold_max:
-            counters.hold_max = held
-        slot = counters.hold_slot
-        counters.hold_samples[slot & SAMPLE_MASK] = held
-        counters.hold_slot = slot + 1
+        self.counters.held(_clock() - connection._rp_out)
 
 
 class _LeakTrackingSet(_CountingSet):
@@ -181,13 +174,7 @@ class _CountingLifoQueue(LifoQueue[Any]):
             # without a hold time.
             counters.releases += 1
         else:
-            held = perf_counter() - item._rp_out
-            counters.hold_total += held
-            if held > counters.hold_max:
-                counters.hold_max = held
-            slot = counters.hold_slot
-            counters.hold_samples[slot & SAMPLE_MASK] = held
-            counters.hold_slot = slot + 1
+            counters.held(perf_counter() - item._rp_out)
         if self.waiters:
             waiter = self.waiters.popleft()
             waiter.item = item

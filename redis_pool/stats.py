@@ -160,15 +160,21 @@ class Counters:
         """Count one return after ``held`` seconds."""
         self.releases += 1
         self.in_use -= 1
-        self.hold_total += held
-        if held > self.hold_max:
-            self.hold_max = held
+        self.held(held)
+
+    def held(self, seconds: float) -> None:
+        """Record a connection's hold time. The sync pools call it under redis-py's lock;
+        a return there counts by its ``hold_slot`` (see ``InstrumentedPoolMixin.stats``)."""
+        self.hold_total += seconds
+        if seconds > self.hold_max:
+            self.hold_max = seconds
         slot = self.hold_slot
-        self.hold_samples[slot & SAMPLE_MASK] = held
+        self.hold_samples[slot & SAMPLE_MASK] = seconds
         self.hold_slot = slot + 1
 
     def waited(self, seconds: float) -> None:
-        """A checkout that had to wait got a connection. Caller holds the queue's mutex."""
+        """A checkout waited ``seconds``, with or without a connection at the end (so the
+        timing's count is ``waits``). Caller holds the queue's mutex or our lock."""
         self.wait_total += seconds
         if seconds > self.wait_max:
             self.wait_max = seconds
@@ -179,11 +185,7 @@ class Counters:
     def on_checkout(self, waited: float) -> None:
         with self._lock:
             self.checked_out()
-            self.wait_total += waited
-            if waited > self.wait_max:
-                self.wait_max = waited
-            _push(self._wait_samples, waited, self._wait_slot)
-            self._wait_slot += 1
+            self.waited(waited)
 
     def on_release(self, held: float) -> None:
         with self._lock:
