@@ -15,13 +15,8 @@ import time
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-SECRET_KEY = "tests-only"
-DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1"]
-USE_TZ = True
-DATABASES: dict[str, dict[str, str]] = {}
-INSTALLED_APPS = ["redis_pool"]
-MIDDLEWARE = ["redis_pool.middleware.RedisPoolMiddleware"]
+from tests.base_settings import *  # noqa: F403  (a settings module: Django reads the names)
+
 ROOT_URLCONF = __name__
 REDIS_POOL = {
     "url": os.environ.get("FLEET_REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -2,15 +2,9 @@ from __future__ import annotations
 
 import os
 
+from tests.base_settings import *  # noqa: F403  (a settings module: Django reads the names)
 from tests.redis_server import LOOPBACK, free_port
 
-SECRET_KEY = "tests-only"
-DEBUG = False
-ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
-USE_TZ = True
-DATABASES: dict[str, dict[str, str]] = {}
-INSTALLED_APPS = ["redis_pool"]
-MIDDLEWARE = ["redis_pool.middleware.RedisPoolMiddleware"]
 ROOT_URLCONF = "tests.urls"
 
 # conftest.py starts the session's redis-server on this port (pools connect lazily, so the
