@@ -7,7 +7,7 @@ of interleaved rounds (the machines are shared and noisy, so only ratios within 
 mean anything):
 
 1. acquisition alone: ``get_redis()`` vs reading a module-level name vs building
-   ``redis.Redis(connection_pool=pool)`` per call (the per-call pattern, FACTS.md);
+   ``redis.Redis(connection_pool=pool)`` per call (what a get_redis() building per call would cost);
 2. acquisition + one GET round trip, the way a view uses it.
 """
 
