@@ -4,7 +4,7 @@ from __future__ import annotations
 
 project = "django-redis-pool"
 author = "django-redis-pool developers"
-copyright = "django-redis-pool developers"  # noqa: A001 (Sphinx's name for it)
+copyright = "django-redis-pool developers"
 
 extensions = ["myst_parser"]
 source_suffix = {".md": "markdown"}
