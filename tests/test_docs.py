@@ -3,6 +3,7 @@ and the command's options. A new one of any of these fails here until it is docu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -149,3 +150,15 @@ def test_command_page_documents_every_option() -> None:
     text = (DOCS / "command.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `(--[a-z-]+)", text, re.MULTILINE))
     assert documented == ours, out_of_step("command.md", documented, ours)
+
+
+def test_statistics_page_documents_every_pool_stats_field() -> None:
+    lines = sections("statistics.md")["Per-process statistics"]
+    documented = {
+        name
+        for line in lines
+        if line.startswith("| `")
+        for name in BACKTICKED_KEY.findall(line.split("|")[1])
+    }
+    fields = {field.name for field in dataclasses.fields(redis_pool.PoolStats)}
+    assert documented == fields, out_of_step("statistics.md", documented, fields)
