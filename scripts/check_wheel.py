@@ -32,7 +32,9 @@ def main(wheel: str) -> int:
         if p.suffix in (".py", ".typed") and "__pycache__" not in p.parts
     }
     missing = sorted((set(REQUIRED) | source) - names)
-    stray = sorted(n for n in names if n.startswith(("tests/", "testproject/", "benchmarks/")))
+    stray = sorted(
+        n for n in names if n.startswith(("tests/", "testproject/", "benchmarks/", "docs/"))
+    )
     if missing or stray:
         print(f"{wheel}: missing {missing}, stray {stray}")
         return 1
