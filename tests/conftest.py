@@ -4,7 +4,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from redis_pool import monitor
+from tests.helpers import no_async_pools_left
 from tests.redis_server import RedisServer
+from tests.topology_servers import ACLServer, ClusterSetup, SentinelSetup, TLSServer
 
 _session_server: RedisServer | None = None
 
@@ -16,6 +19,20 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     _session_server = RedisServer(port=settings.PORT).start()
+    config.addinivalue_line(
+        "markers", "swaps_roles: changes a shared topology for good; runs after its other users"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Slow multi-process tests run as one group after the fast ones (quick feedback, and the
+    # session's topologies start late); a test that swaps a shared topology's roles runs last.
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("swaps_roles"):
+            return 2
+        return 1 if item.get_closest_marker("slow") else 0
+
+    items.sort(key=rank)  # stable: the order within each group is kept
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -44,3 +61,65 @@ def fresh_server() -> Iterator[RedisServer]:
     """A redis-server of the test's own, for tests that stop, kill or reconfigure it."""
     with RedisServer() as server:
         yield server
+
+
+# -- topologies: each started once per run, by the first test that needs it -----------------
+
+
+@pytest.fixture(scope="session")
+def sentinel_setup() -> Iterator[SentinelSetup]:
+    """A master, a replica and two sentinels (about 2 s to start)."""
+    setup = SentinelSetup(sentinels=2).start()
+    try:
+        yield setup
+    finally:
+        setup.cleanup()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ClusterSetup]:
+    """A cluster of three masters."""
+    setup = ClusterSetup(masters=3).start()
+    try:
+        yield setup
+    finally:
+        setup.cleanup()
+
+
+@pytest.fixture(scope="session")
+def tls() -> Iterator[TLSServer]:
+    """A redis-server requiring TLS client certificates, with certificates made per run."""
+    server = TLSServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def acl_server() -> Iterator[ACLServer]:
+    """A redis-server whose user ``ACL_USER`` may only read and write ``app:*`` keys."""
+    server = ACLServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+# -- per-test guards, used by the modules that need them ---------------------------------
+
+
+@pytest.fixture
+def monitor_stopped() -> Iterator[None]:
+    """No monitor thread and no stats connections before or after the test, so that what
+    the server sees is what the test did."""
+    monitor.stop()
+    yield
+    monitor.stop()
+
+
+@pytest.fixture
+def no_async_pools_survive() -> Iterator[None]:
+    """Every async pool the test made is closed with its event loop."""
+    yield
+    assert no_async_pools_left("default", "other")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Iterator
 from io import StringIO
 from typing import Any
 
@@ -24,13 +23,9 @@ PREFIX = "redis_pool:tests:acl:"
 WRONG_PASSWORD = "not-the-Pa55word"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ACLServer]:
-    acl = ACLServer().start()
-    try:
-        yield acl
-    finally:
-        acl.cleanup()
+@pytest.fixture
+def server(acl_server: ACLServer) -> ACLServer:
+    return acl_server  # the session's (conftest.py), shared with test_aio_topologies.py
 
 
 @pytest.fixture(autouse=True)

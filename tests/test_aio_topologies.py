@@ -19,6 +19,7 @@ from redis_pool import aget_redis, aio
 from redis_pool.aio import aget_replica
 from redis_pool.aio_topologies import AsyncClusterEntry, AsyncSentinelEntry
 from redis_pool.middleware import RedisPoolMiddleware
+from tests.helpers import wait_for
 from tests.redis_server import RedisServer
 from tests.settings import REDIS_URL
 from tests.topology_servers import (
@@ -30,7 +31,6 @@ from tests.topology_servers import (
     SentinelSetup,
     TLSServer,
     text,
-    wait_until,
 )
 
 pytestmark = pytest.mark.slow
@@ -45,15 +45,6 @@ def entry_of(alias: str) -> object:
 
 
 # -- Sentinel ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sentinel_setup() -> Iterator[SentinelSetup]:
-    setup = SentinelSetup(sentinels=2).start()
-    try:
-        yield setup
-    finally:
-        setup.cleanup()
 
 
 @pytest.fixture
@@ -75,8 +66,11 @@ def test_sentinel_alias_per_loop_and_closed_with_it(ha: SentinelSetup) -> None:
         assert isinstance(entry_of("ha"), AsyncSentinelEntry)
         assert aget_redis("ha") is client
         await client.set("ak", str(n))
-        wait_until(
-            lambda: text(replica.command("GET", "ak")).endswith(f"{n}\r\n"), 5, "replication"
+        wait_for(
+            lambda: text(replica.command("GET", "ak")).endswith(f"{n}\r\n"),
+            5,
+            "replication",
+            retry_on=(OSError,),
         )
         assert await aget_replica("ha").get("ak") == str(n).encode()
         assert aget_replica("default") is aget_redis("default")
@@ -108,15 +102,6 @@ def test_sentinel_alias_through_request_aredis(ha: SentinelSetup) -> None:
 
 
 # -- Cluster ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterSetup]:
-    setup = ClusterSetup(masters=3).start()
-    try:
-        yield setup
-    finally:
-        setup.cleanup()
 
 
 @pytest.fixture
@@ -160,15 +145,6 @@ def test_cluster_alias_per_loop_and_closed_with_it(c: ClusterSetup) -> None:
 # -- TLS and ACL ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls() -> Iterator[TLSServer]:
-    server = TLSServer().start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
 def test_tls_with_ca_and_client_certificate(tls: TLSServer) -> None:
     options = {
         "url": tls.tls_url,
@@ -208,25 +184,25 @@ def test_tls_refuses_a_server_signed_by_another_ca(tls: TLSServer) -> None:
         asyncio.run(main())
 
 
-def test_acl_user_limited_rights_and_wrong_password() -> None:
-    with ACLServer() as server:
-        good = f"redis://{ACL_USER}:{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
-        bad = f"redis://{ACL_USER}:wrong-{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
+def test_acl_user_limited_rights_and_wrong_password(acl_server: ACLServer) -> None:
+    server = acl_server
+    good = f"redis://{ACL_USER}:{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
+    bad = f"redis://{ACL_USER}:wrong-{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
 
-        async def main() -> None:
-            client = aget_redis("a")
-            await client.set("app:k", "v")
-            assert await client.get("app:k") == b"v"
-            with pytest.raises(NoPermissionError):
-                await client.set("other:k", "v")
-            with pytest.raises(AuthenticationError) as excinfo:
-                await aget_redis("b").ping()
-            message = str(excinfo.value)
-            assert message.startswith("Redis alias 'b' could not authenticate to ")
-            assert ACL_PASSWORD not in message
-            assert ACL_USER not in message
+    async def main() -> None:
+        client = aget_redis("a")
+        await client.set("app:k", "v")
+        assert await client.get("app:k") == b"v"
+        with pytest.raises(NoPermissionError):
+            await client.set("other:k", "v")
+        with pytest.raises(AuthenticationError) as excinfo:
+            await aget_redis("b").ping()
+        message = str(excinfo.value)
+        assert message.startswith("Redis alias 'b' could not authenticate to ")
+        assert ACL_PASSWORD not in message
+        assert ACL_USER not in message
 
-        aliases = {"default": {"url": REDIS_URL}, "a": {"url": good}, "b": {"url": bad}}
-        with override_settings(REDIS_POOL=aliases):
-            asyncio.run(main())
-        assert named(server, "a") == []
+    aliases = {"default": {"url": REDIS_URL}, "a": {"url": good}, "b": {"url": bad}}
+    with override_settings(REDIS_POOL=aliases):
+        asyncio.run(main())
+    assert named(server, "a") == []

@@ -10,13 +10,9 @@ from django.test import override_settings
 
 from redis_pool.checks import check_settings
 from redis_pool.conf import parse
+from tests.helpers import check_results as run
 
 SECRET = "s3cr3t-pa55"
-
-
-def run(value: Any, **extra: Any) -> list[tuple[str, str, str | None]]:
-    with override_settings(REDIS_POOL=value, **extra):
-        return [(m.id or "", m.msg, m.hint) for m in check_settings()]
 
 
 def test_valid_settings_pass(redis_server: Any) -> None:

@@ -1,4 +1,4 @@
-"""Cluster aliases against a real local cluster of three masters (shared by the module)."""
+"""Cluster aliases against a real local cluster of three masters (shared by the session)."""
 
 from __future__ import annotations
 
@@ -26,22 +26,14 @@ from redis_pool.registry import (
     pool_stats,
 )
 from redis_pool.topologies import ClusterUnavailableError
+from tests.helpers import wait_for
 from tests.redis_server import free_port
 from tests.settings import REDIS_URL
-from tests.topology_servers import ClusterSetup, text, wait_until
+from tests.topology_servers import ClusterSetup, text
 
 pytestmark = pytest.mark.slow
 
 PREFIX = "redis_pool:tests:c:"  # the default client name of alias "c"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterSetup]:
-    setup = ClusterSetup(masters=3).start()
-    try:
-        yield setup
-    finally:
-        setup.cleanup()
 
 
 @pytest.fixture(autouse=True)
@@ -197,7 +189,7 @@ def test_settings_change_closes_every_node_pool(cluster: ClusterSetup) -> None:
         for port in cluster.slot_ranges():
             client.set(key_on(cluster, port), "1")
         assert ours(cluster) == 3
-    wait_until(lambda: ours(cluster) == 0, 5, "the node connections to close")
+    wait_for(lambda: ours(cluster) == 0, 5, "the node connections to close", retry_on=(OSError,))
 
 
 def test_unreachable_cluster_fails_clearly_and_retries_later(cluster: ClusterSetup) -> None:
@@ -242,7 +234,7 @@ def test_async_builder(c: ClusterSetup) -> None:
         assert not entry.connected()
 
     asyncio.run(main())
-    wait_until(lambda: ours(c) == 0, 5, "the async node connections to close")
+    wait_for(lambda: ours(c) == 0, 5, "the async node connections to close", retry_on=(OSError,))
 
 
 def test_redis_poolstats_shows_the_node_pools(c: ClusterSetup) -> None:

@@ -6,7 +6,6 @@ Each test prints one ``EVIDENCE <name> {json}`` line with its measured figures;
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import PoolExhaustedError, get_pool, get_redis, pool_stats
 from redis_pool.conf import default_retry
+from tests.helpers import http_get, seconds_until, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,33 +54,11 @@ def ours(server: RedisServer) -> list[dict[str, str]]:
     return server.clients_named(PREFIX)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``predicate`` until true; returns the seconds it took. Fails after ``timeout``."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-    return time.monotonic() - start
-
-
 def options(server: RedisServer, **extra: Any) -> dict[str, Any]:
     return {"url": server.url, **extra}
 
 
 # -- a real WSGI server in a subprocess ----------------------------------------------------
-
-
-def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, str, float]:
-    start = time.monotonic()
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read().decode()
-        return response.status, body, time.monotonic() - start
-    finally:
-        conn.close()
 
 
 @contextmanager
@@ -411,7 +389,7 @@ def test_server_idle_timeout_reaping_recovers_transparently() -> None:
     ):
         _open_connections(3)
         assert len(ours(server)) == 3
-        reaped_after = wait_for(lambda: not ours(server), 10, "idle reaping")
+        reaped_after = seconds_until(lambda: not ours(server), 10, "idle reaping")
         client = get_redis()
         assert [client.incr("n") for _ in range(4)] == [1, 2, 3, 4]
         assert pool_stats().in_use == 0

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +18,13 @@ from django.test import override_settings
 from redis_pool import get_pool, get_redis, monitor, pool_stats
 from redis_pool.fleet import read_alias, read_fleet
 from redis_pool.stats import hostname
+from tests.helpers import PASSWORD, USER, in_child, wait_for
 from tests.redis_server import RedisServer, env_with
-from tests.test_fork import _in_child
-from tests.test_stats import wait_for
+
+# Each test starts and ends with no monitor thread and no stats connections (conftest.py).
+pytestmark = pytest.mark.usefixtures("monitor_stopped")
 
 ROOT = Path(__file__).resolve().parent.parent
-USER, PASSWORD = "fleetuser_q7", "S3cretPw_z9"
-
-
-@pytest.fixture(autouse=True)
-def _monitor_stopped() -> Iterator[None]:
-    # Each test starts and ends with no monitor thread and no stats connections, so that
-    # what the server sees is what the test did.
-    monitor.stop()
-    yield
-    monitor.stop()
 
 
 def published(server: RedisServer, alias: str = "default") -> dict[str, Any]:
@@ -216,7 +207,7 @@ def test_a_forked_child_publishes_under_its_own_pid(fresh_server: RedisServer) -
             monitor.publish_now()
             return {"running_before": running_before, "running_after": monitor.running()}
 
-        result = _in_child(child)
+        result = in_child(child)
         assert result == {"running_before": False, "running_after": True}
         # The child exited with os._exit (no atexit): its key stays until the ttl.
         view = read_alias("default")

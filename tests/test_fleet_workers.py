@@ -5,7 +5,6 @@ reports, and a worker killed with SIGKILL disappears within the snapshot's ttl."
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -22,9 +21,8 @@ from django.test import override_settings
 
 from redis_pool import monitor
 from redis_pool.stats import hostname
+from tests.helpers import http_get, run_command, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
-from tests.test_poolstats_command import run_command
-from tests.test_stats import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS, THREADS, REQUESTS, CONCURRENCY, HOLDS = 3, 4, 240, 12, 4
@@ -34,15 +32,9 @@ TTL = monitor.ttl_seconds(INTERVAL)
 
 def get(port: int, path: str, timeout: float = 10) -> int:
     """One request; returns the pid of the worker that served it."""
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        body = response.read()
-        assert response.status == 200, body[:500]
-        return int(body)
-    finally:
-        connection.close()
+    status, body, _ = http_get(port, path, timeout)
+    assert status == 200, body[:500]
+    return int(body)
 
 
 def children(pid: int) -> set[int]:

@@ -10,30 +10,8 @@ import os
 import socket
 
 from redis_pool import get_pool, get_redis
+from tests.helpers import in_child
 from tests.redis_server import RedisServer
-
-
-def _in_child(work: object) -> dict[str, object]:
-    """Run ``work()`` in a forked child and return what it reports (JSON over a pipe)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        code = 0
-        try:
-            os.close(read_fd)
-            payload = json.dumps(work())  # type: ignore[operator]
-        except BaseException as exc:
-            payload, code = json.dumps({"error": repr(exc)}), 1
-        os.write(write_fd, payload.encode())
-        os.close(write_fd)
-        os._exit(code)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    result: dict[str, object] = json.loads(data)
-    assert os.waitstatus_to_exitcode(status) == 0, result
-    return result
 
 
 def test_child_gets_its_own_connection_and_counters(redis_server: RedisServer) -> None:
@@ -54,7 +32,7 @@ def test_child_gets_its_own_connection_and_counters(redis_server: RedisServer) -
             "stats_after_use": [get_pool().stats().created, get_pool().stats().in_use],
         }
 
-    result = _in_child(child)
+    result = in_child(child)
     host = socket.gethostname().split(".")[0]
     assert result["same_client_object"] is True  # the registry is inherited...
     assert result["stats_before_use"] == [0, 0]  # ...but not the parent's counts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio
@@ -15,12 +14,7 @@ from redis_pool import aget_redis, aio, get_redis
 from redis_pool.middleware import RedisPoolMiddleware
 from tests.redis_server import RedisServer
 
-
-@pytest.fixture(autouse=True)
-def _no_async_pools_survive() -> Iterator[None]:
-    yield
-    assert aio.async_pool_stats() == []
-    assert aio.async_pool_stats("other") == []
+pytestmark = pytest.mark.usefixtures("no_async_pools_survive")  # conftest.py
 
 
 async def aincr_view(request: HttpRequest) -> HttpResponse:

@@ -10,42 +10,24 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from io import StringIO
 from pathlib import Path
-from typing import Any
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.test import override_settings
 
 from redis_pool import get_pool, get_redis, monitor, pool_stats
 from redis_pool.stats import hostname
+from tests.helpers import PASSWORD, USER, run_command, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
-from tests.test_fleet import PASSWORD, USER
-from tests.test_stats import wait_for
+
+# Each test starts and ends with no monitor thread and no stats connections (conftest.py).
+pytestmark = pytest.mark.usefixtures("monitor_stopped")
 
 ROOT = Path(__file__).resolve().parent.parent
 RED, YELLOW = "\x1b[31;1m", "\x1b[33;1m"
-
-
-@pytest.fixture(autouse=True)
-def _monitor_stopped() -> Iterator[None]:
-    monitor.stop()
-    yield
-    monitor.stop()
-
-
-def run_command(*args: str, **options: Any) -> tuple[str, str, int]:
-    """Run redis_poolstats in this process: (stdout, stderr, exit status)."""
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("redis_poolstats", *args, stdout=out, stderr=err, **options)
-    except CommandError as exc:
-        return out.getvalue(), f"CommandError: {exc}\n", exc.returncode
-    return out.getvalue(), err.getvalue(), 0
 
 
 def run_subprocess(url: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -78,15 +60,27 @@ def holding(alias: str, count: int) -> Iterator[None]:
 
 def test_the_table(fresh_server: RedisServer) -> None:
     settings = {"url": fresh_server.url, "max_connections": 4}
+    started = time.time()  # the clock the snapshot's times are on
     with override_settings(REDIS_POOL=settings), holding("default", 1):
+        publishing = time.time()
         monitor.publish_now()
+        published = time.time()
         out, err, status = run_command()
+    ran = time.time()
     pid, host, port = os.getpid(), hostname(), fresh_server.port
     assert (err, status) == ("", 0)
+    # "age" (pool start to publish) and "seen" (publish to the command's read) are clock
+    # readings: bounded by what this test measured around them, not fixed, since a loaded
+    # machine takes a tenth of a second or more between the steps.
+    row = re.search(rf"^ *{re.escape(host)} +{pid} +(\d+)s .* (\d+\.\d)s$", out, re.MULTILINE)
+    assert row, out
+    age, seen = int(row[1]), float(row[2])
+    assert 0 <= age <= published - started + 0.1, (age, published - started)
+    assert 0.0 <= seen <= round(ran - publishing + 0.05, 1), (seen, ran - publishing)
     assert squeeze(out) == squeeze(
         f"default  redis://127.0.0.1:{port}/0\n"
         "  host pid age in use idle max peak waits timeouts errors server seen\n"
-        f"  {host} {pid} 0s 1 0 4 1 0 0 0 1 0.0s\n"
+        f"  {host} {pid} {age}s 1 0 4 1 0 0 0 1 {seen:.1f}s\n"
         "  total 1 proc 1 0 4 0 0 0 1\n"
         "  server Redis 7.0.15: 3 clients connected, maxclients 10000, blocked 0, rejected 0\n"
         "          clients by name: redis_pool:tests:default 1, "

@@ -1,7 +1,7 @@
 """Sentinel aliases against real processes: a master, a replica and two sentinels.
 
-The set-up is shared by the module (about 2 s to start); the failover test runs last
-because it swaps the roles of the two servers.
+The set-up is shared by the session (conftest.py, about 2 s to start); the failover test
+runs last, after every other user of it, because it swaps the roles of the two servers.
 """
 
 from __future__ import annotations
@@ -35,31 +35,25 @@ from redis_pool.topologies import (
     SentinelBlockingRedisPool,
     SentinelRedisPool,
 )
+from tests.helpers import wait_for
 from tests.settings import REDIS_URL
-from tests.topology_servers import SERVICE, SentinelSetup, info_field, text, wait_until
+from tests.topology_servers import SERVICE, SentinelSetup, info_field, text
 
 pytestmark = pytest.mark.slow
 
 PREFIX = "redis_pool:tests:ha:"  # the default client name of alias "ha"
 
 
-@pytest.fixture(scope="module")
-def setup() -> Iterator[SentinelSetup]:
-    topology = SentinelSetup(sentinels=2).start()
-    try:
-        yield topology
-    finally:
-        topology.cleanup()
-
-
-def ha_options(setup: SentinelSetup, **extra: Any) -> dict[str, Any]:
-    return {"sentinels": setup.addresses, "service_name": SERVICE, **extra}
+def ha_options(sentinel_setup: SentinelSetup, **extra: Any) -> dict[str, Any]:
+    return {"sentinels": sentinel_setup.addresses, "service_name": SERVICE, **extra}
 
 
 @pytest.fixture
-def ha(setup: SentinelSetup) -> Iterator[SentinelSetup]:
-    with override_settings(REDIS_POOL={"default": {"url": REDIS_URL}, "ha": ha_options(setup)}):
-        yield setup
+def ha(sentinel_setup: SentinelSetup) -> Iterator[SentinelSetup]:
+    with override_settings(
+        REDIS_POOL={"default": {"url": REDIS_URL}, "ha": ha_options(sentinel_setup)}
+    ):
+        yield sentinel_setup
 
 
 def named(server: Any, prefix: str = PREFIX) -> list[dict[str, str]]:
@@ -80,7 +74,12 @@ def test_replica_client_reads_from_the_replica(ha: SentinelSetup) -> None:
     get_redis("ha").set("r", "1")
     master = ha.current_master()
     replica = next(s for s in ha.servers() if s is not master)
-    wait_until(lambda: text(replica.command("GET", "r")).endswith("1\r\n"), 5, "replication")
+    wait_for(
+        lambda: text(replica.command("GET", "r")).endswith("1\r\n"),
+        5,
+        "replication",
+        retry_on=(OSError,),
+    )
     reader = get_replica("ha")
     assert reader is not get_redis("ha")
     assert reader.get("r") == b"1"
@@ -102,8 +101,8 @@ def test_stats_per_pool(ha: SentinelSetup) -> None:
     assert pool_stats("ha") == master_stats
 
 
-def test_plain_pool_and_limits(setup: SentinelSetup) -> None:
-    options = ha_options(setup, pool_timeout=None, max_connections=3, socket_timeout=1.5)
+def test_plain_pool_and_limits(sentinel_setup: SentinelSetup) -> None:
+    options = ha_options(sentinel_setup, pool_timeout=None, max_connections=3, socket_timeout=1.5)
     with override_settings(REDIS_POOL={"default": {"url": REDIS_URL}, "ha": options}):
         pool = get_pool("ha")
         assert isinstance(pool, SentinelRedisPool)
@@ -120,13 +119,20 @@ def test_middleware(ha: SentinelSetup) -> None:
     assert text(ha.current_master().command("GET", "hits")).endswith("2\r\n")
 
 
-def test_settings_change_closes_the_old_pools(setup: SentinelSetup) -> None:
-    with override_settings(REDIS_POOL={"default": {"url": REDIS_URL}, "ha": ha_options(setup)}):
+def test_settings_change_closes_the_old_pools(sentinel_setup: SentinelSetup) -> None:
+    with override_settings(
+        REDIS_POOL={"default": {"url": REDIS_URL}, "ha": ha_options(sentinel_setup)}
+    ):
         get_redis("ha").ping()
         get_replica("ha").ping()
-        assert sum(len(named(s)) for s in setup.servers()) == 2
+        assert sum(len(named(s)) for s in sentinel_setup.servers()) == 2
     # The receiver of setting_changed disconnected the master's and the replicas' pools.
-    wait_until(lambda: sum(len(named(s)) for s in setup.servers()) == 0, 5, "connections to close")
+    wait_for(
+        lambda: sum(len(named(s)) for s in sentinel_setup.servers()) == 0,
+        5,
+        "connections to close",
+        retry_on=(OSError,),
+    )
 
 
 def test_redis_poolstats_shows_master_and_replica_pools(ha: SentinelSetup) -> None:
@@ -152,7 +158,12 @@ def test_async_builder(ha: SentinelSetup) -> None:
         try:
             await entry.client.set("ak", "1")
             assert text(master.command("GET", "ak")).endswith("1\r\n")
-            wait_until(lambda: text(replica.command("GET", "ak")).endswith("1\r\n"), 5, "sync")
+            wait_for(
+                lambda: text(replica.command("GET", "ak")).endswith("1\r\n"),
+                5,
+                "sync",
+                retry_on=(OSError,),
+            )
             assert await entry.replica.get("ak") == b"1"
             master_stats, replica_stats = entry.stats()
             assert (master_stats.created, replica_stats.created) == (1, 1)
@@ -163,9 +174,15 @@ def test_async_builder(ha: SentinelSetup) -> None:
         assert not entry.connected()
 
     asyncio.run(main())
-    wait_until(lambda: not named(master) and not named(replica), 5, "connections to close")
+    wait_for(
+        lambda: not named(master) and not named(replica),
+        5,
+        "connections to close",
+        retry_on=(OSError,),
+    )
 
 
+@pytest.mark.swaps_roles
 def test_failover_while_requests_flow(ha: SentinelSetup) -> None:
     """SENTINEL FAILOVER under a bounded stream of INCRs from 4 threads: the alias follows
     the new master without a restart, and every error falls inside the failover window."""
@@ -204,7 +221,7 @@ def test_failover_while_requests_flow(ha: SentinelSetup) -> None:
             events[name] = time.monotonic()
 
     try:
-        wait_until(lambda: len(results) >= 100, 10, "the stream to run")
+        wait_for(lambda: len(results) >= 100, 10, "the stream to run", retry_on=(OSError,))
         failover_at = time.monotonic()
         assert ha.sentinels[0].command("SENTINEL", "FAILOVER", SERVICE).startswith(b"+OK")
         # The window ends when every sentinel names the new master, the old master has
@@ -222,10 +239,11 @@ def test_failover_while_requests_flow(ha: SentinelSetup) -> None:
             time.sleep(0.01)
         assert len(events) == 5, f"failover incomplete after 30 s: {sorted(events)}"
         settled_at = time.monotonic()
-        wait_until(
+        wait_for(
             lambda: sum(1 for r in list(results) if r[0] > settled_at and not r[2]) >= 200,
             10,
             "requests after the failover",
+            retry_on=(OSError,),
         )
     finally:
         stop.set()

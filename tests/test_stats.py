@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from redis_pool import PoolExhaustedError, PoolStats, get_pool, get_redis, pool_
 from redis_pool.conf import parse_alias
 from redis_pool.leaks import capture
 from redis_pool.pools import build_pool
+from tests.helpers import wait_for
 from tests.redis_server import LOOPBACK, RedisServer, free_port
 
 # Every field of PoolStats, as the README documents them: a change here is a change of
@@ -53,16 +54,6 @@ FIELDS = {
     "publish_errors",
 }
 TIMING_FIELDS = {"count", "total_ms", "mean_ms", "p95_ms", "max_ms"}
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def settings_for(server: RedisServer, **options: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ host name verification are redis-py's defaults (``ssl_cert_reqs='required'``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,15 +20,6 @@ from tests.settings import REDIS_URL
 from tests.topology_servers import TLSServer
 
 PREFIX = "redis_pool:tests:s:"  # the default client name of alias "s"
-
-
-@pytest.fixture(scope="module")
-def tls() -> Iterator[TLSServer]:
-    server = TLSServer().start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 def certificates(server: TLSServer) -> dict[str, str]:

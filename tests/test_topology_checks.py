@@ -3,20 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.test import override_settings
-
-from redis_pool.checks import check_settings
 from redis_pool.conf import parse
+from tests.helpers import check_results as run
 
 SECRET = "s3cr3t-pa55"
 SENTINELS = [("10.0.0.1", 26379), ("10.0.0.2", 26379)]
-
-
-def run(value: Any) -> list[tuple[str, str, str | None]]:
-    with override_settings(REDIS_POOL=value):
-        return [(m.id or "", m.msg, m.hint) for m in check_settings()]
 
 
 def test_sentinel_settings_parse() -> None:

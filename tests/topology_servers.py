@@ -12,8 +12,6 @@ import datetime
 import ipaddress
 import shutil
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,23 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.helpers import wait_for
 from tests.redis_server import LOOPBACK, RedisServer, free_port, redis_server_binary
 
 SERVICE = "mymaster"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``predicate`` until it is true; the seconds it took. RuntimeError after ``timeout``."""
-    start = time.monotonic()
-    while True:
-        try:
-            if predicate():
-                return time.monotonic() - start
-        except OSError:
-            pass
-        if time.monotonic() - start > timeout:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def text(reply: bytes) -> str:
@@ -119,25 +104,28 @@ class SentinelSetup:
             self.replica = RedisServer(
                 *self.data_args, "--replicaof", LOOPBACK, str(self.master.port)
             ).start()
-            wait_until(
+            wait_for(
                 lambda: (
                     info_field(self.replica_server, "replication", "master_link_status") == "up"
                 ),
                 10,
                 "the replica to sync",
+                retry_on=(OSError,),
             )
             for _ in range(self.count):
                 self.sentinels.append(SentinelServer(self.master.port).start())
             for sentinel in self.sentinels:
-                wait_until(
+                wait_for(
                     lambda s=sentinel: s.sees_replica(self.replica_server.port),  # type: ignore[misc]
                     15,
                     "the sentinel to see the replica",
+                    retry_on=(OSError,),
                 )
-                wait_until(
+                wait_for(
                     lambda s=sentinel: s.known_sentinels() == self.count - 1,  # type: ignore[misc]
                     15,
                     "the sentinels to discover each other",
+                    retry_on=(OSError,),
                 )
         except BaseException:
             self.cleanup()
@@ -211,10 +199,11 @@ class ClusterSetup:
                 timeout=30,
             )  # fmt: skip
             for node in self.nodes:
-                wait_until(
+                wait_for(
                     lambda n=node: info_ok(n),  # type: ignore[misc]
                     15,
                     "cluster_state:ok on every node",
+                    retry_on=(OSError,),
                 )
         except BaseException:
             self.cleanup()
