@@ -385,7 +385,7 @@ def test_read_timeout_is_counted_and_the_connection_dropped(on: RedisServer) -> 
 
 
 def test_each_loop_has_its_own_pool(on: RedisServer) -> None:
-    both_running = threading.Barrier(2, timeout=10)
+    both_running = threading.Barrier(2, timeout=30)
     seen: dict[str, Any] = {}
 
     async def work(name: str) -> None:
@@ -400,13 +400,14 @@ def test_each_loop_has_its_own_pool(on: RedisServer) -> None:
             assert connection._writer._loop is asyncio.get_running_loop()
 
     threads = [threading.Thread(target=lambda n=name: asyncio.run(work(n))) for name in ("a", "b")]
-    # Room for the 50 concurrent commands: on a loaded machine, 32 connections (the default
-    # max) can take longer than pool_timeout to open, and waiting is not what this tests.
-    with override_settings(REDIS_POOL={"default": {"url": on.url, "max_connections": 50}}):
+    # 2 loops x 50 concurrent commands open 64 connections at once: on a loaded machine that
+    # takes longer than the 2 s default connect and pool timeouts, and timing is not tested here.
+    patient = {"url": on.url, "socket_connect_timeout": 30, "socket_timeout": 30}
+    with override_settings(REDIS_POOL={"default": {**patient, "pool_timeout": 30}}):
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(20)
+            thread.join(60)
     assert seen["a"] is not seen["b"]
     assert seen["a-stats"] == seen["b-stats"] == 2
     assert on.command("GET", "shared") == b"$3\r\n200\r\n"
