@@ -89,7 +89,8 @@ def cluster() -> Iterator[ClusterSetup]:
 @pytest.fixture(scope="session")
 def tls() -> Iterator[TLSServer]:
     """A redis-server requiring TLS client certificates, with certificates made per run."""
-    server = TLSServer().start()
+    server = TLSServer()
+    server.start()  # typed as returning a RedisServer
     try:
         yield server
     finally:
