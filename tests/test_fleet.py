@@ -145,6 +145,7 @@ def test_the_fleet_view_lists_this_process_with_the_servers_counts(
         assert pool_stats().checkouts == 3
 
 
+@pytest.mark.slow  # a second Python process
 def test_a_dead_process_disappears_within_its_ttl(fresh_server: RedisServer) -> None:
     script = (
         "import django, time\n"
@@ -181,6 +182,7 @@ def test_a_dead_process_disappears_within_its_ttl(fresh_server: RedisServer) -> 
             child.stdout.close()
 
 
+@pytest.mark.slow  # a second Python process
 def test_a_clean_exit_removes_the_snapshot_at_once(fresh_server: RedisServer) -> None:
     script = (
         "import django\n"

@@ -234,6 +234,7 @@ def test_local_is_this_process_only(fresh_server: RedisServer) -> None:
     assert row["ping_ms"] > 0
 
 
+@pytest.mark.slow  # a second Python process
 def test_redis_down_says_so_per_alias_and_exits_3_without_traceback() -> None:
     dead = f"redis://{LOOPBACK}:{free_port()}/0"
     result = run_subprocess(dead)
@@ -250,6 +251,7 @@ def test_redis_down_says_so_per_alias_and_exits_3_without_traceback() -> None:
     assert "Connection refused" in json.loads(local.stdout)["aliases"][0]["error"]
 
 
+@pytest.mark.slow  # a second Python process
 def test_watch_refreshes_until_interrupted_then_exits_0(fresh_server: RedisServer) -> None:
     env = env_with(DJANGO_SETTINGS_MODULE="tests.fleet_app", FLEET_REDIS_URL=fresh_server.url)
     proc = subprocess.Popen(
@@ -277,6 +279,7 @@ def test_watch_refreshes_until_interrupted_then_exits_0(fresh_server: RedisServe
                 stream.close()
 
 
+@pytest.mark.slow  # a second Python process
 def test_watch_table_frames_without_a_tty(fresh_server: RedisServer) -> None:
     # Bounded: the subprocess is interrupted after its second frame.
     env = env_with(DJANGO_SETTINGS_MODULE="tests.fleet_app", FLEET_REDIS_URL=fresh_server.url)
