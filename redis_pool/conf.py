@@ -547,14 +547,19 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
 
 
 def _dry_run(kwargs: dict[str, Any], max_connections: int) -> str | None:
-    """Build a throw-away plain pool and one connection object: constructors only, no I/O.
+    """Run redis-py's own constructor checks on ``kwargs``: no I/O, and nothing recorded.
 
     redis-py accepts any keyword of its signatures and fails later on a bad value; a system
-    check must catch that, not the first request.
+    check must catch that, not the first request. The pool is built (its constructor checks
+    the pool-level keys and derives the per-connection ones) but never asked for a
+    connection: ``make_connection()`` records the new connection in redis-py's OpenTelemetry
+    metrics (``redis.observability``), where a throw-away one would stay as a phantom idle
+    connection. The connection object is built from the pool's kwargs instead; neither
+    constructor records anything (tests/test_dry_run_metrics.py holds redis-py to that).
     """
     try:
         pool = ConnectionPool(max_connections=max_connections, **kwargs)
-        pool.make_connection()
+        pool.connection_class(**pool.connection_kwargs)
     except Exception as exc:
         return redact(f"{type(exc).__name__}: {exc}", kwargs)
     return None
