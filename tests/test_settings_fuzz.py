@@ -86,7 +86,9 @@ def urls(draw: st.DrawFn, password: str) -> str:
         path = draw(st.sampled_from(["", "/", "/0", "/15", "/x", "/-1"]))
     for _ in range(draw(st.integers(0, 2))):
         key = draw(st.sampled_from(["db", "socket_timeout", "health_check_interval", "ssl"]))
-        query.append((key, draw(st.sampled_from(["1", "0", "x", "", "-1", "1.5"]))))
+        query.append(
+            (key, draw(st.sampled_from(["1", "0", "x", "", "-1", "1.5", "nan", "inf", "1e10"])))
+        )
     text = f"{scheme}://{netloc}{path}" if scheme else f"{netloc}{path}"
     if query:
         text += "?" + "&".join(f"{k}={v}" for k, v in query)
