@@ -93,3 +93,14 @@ def test_get_redis_raises_without_the_secret(value: Any, broken: list[str]) -> N
             with pytest.raises(ImproperlyConfigured) as caught:
                 get_redis(alias)
             assert SECRET not in str(caught.value)
+
+
+def test_django_error_page_masks_the_password_key_but_not_a_url() -> None:
+    # Why W004 exists (docs/settings-secrets.md): Django's own filter for the DEBUG page.
+    from django.views.debug import SafeExceptionReporterFilter
+
+    value = {"default": {"url": URL}, "other": {"url": "redis://h/0", "password": SECRET}}
+    with override_settings(REDIS_POOL=value):
+        shown = SafeExceptionReporterFilter().get_safe_settings()["REDIS_POOL"]
+    assert shown["default"]["url"] == URL  # Django shows it: hence the warning
+    assert SECRET not in repr(shown["other"])
