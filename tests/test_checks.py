@@ -365,6 +365,7 @@ def test_e010_reported_beside_other_problems() -> None:
         ("host", "   ", "a non-blank host name without NUL characters"),
         ("host", "local\x00host", "a non-blank host name without NUL characters"),
         ("db", 10**30, "a database number from 0 to 2147483647"),
+        ("health_check_interval", -1, "an integer of at least 0"),
     ],
 )
 def test_e004_bad_values_name_alias_key_and_value(key: str, value: Any, expected: str) -> None:
