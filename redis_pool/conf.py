@@ -519,7 +519,7 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
     url = conf_topologies.plain_url(options.get("url"))
     _check_values(where, options, from_url or {}, url if isinstance(url, str) else "", err)
     kind = conf_topologies.check(where, options, err)
-    if problems or from_url is None:
+    if from_url is None:  # an invalid url: its transport is unknown, so stop here
         return None, problems
     keys = known_keys()
     options = {k: v for k, v in options.items() if k in keys}

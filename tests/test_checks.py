@@ -352,6 +352,11 @@ def test_every_problem_reported_at_once() -> None:
     assert sorted(m[0] for m in several) == ["redis_pool.E004"] * 3 + ["redis_pool.E006"]
 
 
+def test_transport_problems_reported_beside_value_problems() -> None:
+    found = run({"default": {"max_connections": 0, "ssl_ca_certs": "/ca", "hots": 1}})
+    assert [m[0] for m in found] == ["redis_pool.E003", "redis_pool.E006", "redis_pool.E008"]
+
+
 def test_e010_reported_beside_other_problems() -> None:
     ids = [m[0] for m in run({"default": {"db": -1}}, REDIS_POOL_MIDDLEWARE_ALIAS="sessions")]
     assert ids == ["redis_pool.E004", "redis_pool.E010"]
