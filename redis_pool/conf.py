@@ -485,6 +485,92 @@ def _check_values(
             err("redis_pool.E006", f"{label} {max_connections_rule}, got {value!r}.")
 
 
+def _transport(
+    where: str, options: Mapping[str, Any], kwargs: dict[str, Any], err: Err
+) -> str | None:
+    """Pick the connection class (set in ``kwargs``); its transport, None if unusable.
+
+    E004 for a connection_class that is not one, E008 for keys of another transport.
+    """
+    conn_class = kwargs.get("connection_class")
+    if conn_class is None:
+        if "path" in kwargs:
+            conn_class = UnixDomainSocketConnection
+        elif options.get("ssl"):
+            conn_class = SSLConnection
+        else:
+            conn_class = Connection
+        kwargs["connection_class"] = conn_class
+    if not (isinstance(conn_class, type) and issubclass(conn_class, AbstractConnection)):
+        err(
+            "redis_pool.E004",
+            f"{where}['connection_class'] must be a redis-py connection class, "
+            f"got {show('connection_class', conn_class)}.",
+        )
+        return None
+    transport = "tcp"
+    if issubclass(conn_class, UnixDomainSocketConnection):
+        transport = "unix"
+    elif issubclass(conn_class, SSLConnection):
+        transport = "ssl"
+    allowed = _keys_by_transport()[transport]
+    for key in options:
+        if key not in allowed:
+            err(
+                "redis_pool.E008",
+                f"{where}[{key!r}] does not apply to a {transport} connection.",
+                "ssl_* keys need a rediss:// url or 'ssl': True; 'path' means a unix socket.",
+            )
+    if transport == "unix" and "host" in options:
+        err("redis_pool.E007", f"{where} sets both 'path' (unix socket) and 'host'.")
+    return transport
+
+
+def _warnings(
+    alias: str, where: str, options: Mapping[str, Any], max_connections: int
+) -> list[Problem]:
+    """W001 and W002, for an alias whose values are otherwise valid."""
+    found: list[Problem] = []
+    if max_connections > UNBOUNDED_THRESHOLD:
+        found.append(
+            Problem(
+                "redis_pool.W001",
+                f"{where}['max_connections'] is {max_connections}: effectively unbounded.",
+                "Match it to the concurrency of one process (its threads or tasks).",
+                alias,
+                error=False,
+            )
+        )
+    for key in ("socket_timeout", "socket_connect_timeout"):
+        if key in options and options[key] is None:
+            found.append(
+                Problem(
+                    "redis_pool.W002",
+                    f"{where}[{key!r}] is None: a slow or unreachable Redis hangs the caller.",
+                    "Remove the key to get the default, or set a number of seconds.",
+                    alias,
+                    error=False,
+                )
+            )
+    return found
+
+
+def _apply_defaults(alias: str, kwargs: dict[str, Any], transport: str) -> None:
+    kwargs.setdefault("socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT)
+    kwargs.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    kwargs.setdefault("health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL)
+    if "retry" not in kwargs:
+        kwargs["retry"] = default_retry()
+    if transport != "unix":
+        kwargs.setdefault("socket_keepalive", True)
+    if "client_name" not in kwargs:
+        kwargs["client_name"] = default_client_name(alias)
+    if not {"driver_info", "lib_name", "lib_version"} & kwargs.keys():
+        driver_info = shared_driver_info()
+        if driver_info is not None:
+            kwargs["driver_info"] = driver_info
+
+
 def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Problem]]:
     """Parse one alias. Returns (config or None, problems); never raises.
 
@@ -526,37 +612,9 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
     kwargs: dict[str, Any] = dict(from_url)
     kwargs.update({k: v for k, v in options.items() if k not in OWN_KEYS})
 
-    transport = "tcp"
-    conn_class = kwargs.get("connection_class")
-    if conn_class is None:
-        if "path" in kwargs:
-            conn_class = UnixDomainSocketConnection
-        elif options.get("ssl"):
-            conn_class = SSLConnection
-        else:
-            conn_class = Connection
-        kwargs["connection_class"] = conn_class
-    if not (isinstance(conn_class, type) and issubclass(conn_class, AbstractConnection)):
-        err(
-            "redis_pool.E004",
-            f"{where}['connection_class'] must be a redis-py connection class, "
-            f"got {show('connection_class', conn_class)}.",
-        )
+    transport = _transport(where, options, kwargs, err)
+    if transport is None:
         return None, problems
-    if issubclass(conn_class, UnixDomainSocketConnection):
-        transport = "unix"
-    elif issubclass(conn_class, SSLConnection):
-        transport = "ssl"
-    allowed = _keys_by_transport()[transport]
-    for key in options:
-        if key not in allowed:
-            err(
-                "redis_pool.E008",
-                f"{where}[{key!r}] does not apply to a {transport} connection.",
-                "ssl_* keys need a rediss:// url or 'ssl': True; 'path' means a unix socket.",
-            )
-    if transport == "unix" and "host" in options:
-        err("redis_pool.E007", f"{where} sets both 'path' (unix socket) and 'host'.")
 
     max_connections = kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS)
     if max_connections is None:
@@ -564,41 +622,8 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
     if problems:
         return None, problems
 
-    if max_connections > UNBOUNDED_THRESHOLD:
-        problems.append(
-            Problem(
-                "redis_pool.W001",
-                f"{where}['max_connections'] is {max_connections}: effectively unbounded.",
-                "Match it to the concurrency of one process (its threads or tasks).",
-                alias,
-                error=False,
-            )
-        )
-    for key in ("socket_timeout", "socket_connect_timeout"):
-        if key in options and options[key] is None:
-            problems.append(
-                Problem(
-                    "redis_pool.W002",
-                    f"{where}[{key!r}] is None: a slow or unreachable Redis hangs the caller.",
-                    "Remove the key to get the default, or set a number of seconds.",
-                    alias,
-                    error=False,
-                )
-            )
-
-    kwargs.setdefault("socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT)
-    kwargs.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
-    kwargs.setdefault("health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL)
-    if "retry" not in kwargs:
-        kwargs["retry"] = default_retry()
-    if transport != "unix":
-        kwargs.setdefault("socket_keepalive", True)
-    if "client_name" not in kwargs:
-        kwargs["client_name"] = default_client_name(alias)
-    if not {"driver_info", "lib_name", "lib_version"} & kwargs.keys():
-        driver_info = shared_driver_info()
-        if driver_info is not None:
-            kwargs["driver_info"] = driver_info
+    problems += _warnings(alias, where, options, max_connections)
+    _apply_defaults(alias, kwargs, transport)
 
     fields, topology_address = conf_topologies.finish(
         alias, where, kind, options, kwargs, transport, err
