@@ -36,7 +36,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.connection import ConnectionPool
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.retry import Retry
 
 from redis_pool.conf import PoolConfig, default_client_name
@@ -255,8 +255,12 @@ class _Monitor:
         publisher.next_due = now + interval
         try:
             publisher.publish(snapshot(alias, config, stats, extra), ttl_seconds(interval))
-        except ResponseError as exc:  # the server answered: the connection is fine, keep it
+        except ResponseError as exc:
             pool.counters.add("publish_errors")
+            if isinstance(exc, ReadOnlyError):
+                # A demoted master: a new connection may reach the new one (DNS failover).
+                publisher.client.connection_pool.disconnect()
+            # Otherwise (NOPERM, OOM...) the server answered: the connection is fine, keep it.
             self._refused(publisher, exc, now, interval)
         except Exception as exc:  # Redis down or slow: count it, retry next time afresh
             pool.counters.add("publish_errors")
