@@ -36,7 +36,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.connection import ConnectionPool
-from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
 from redis.retry import Retry
 
 from redis_pool.conf import PoolConfig, default_client_name
@@ -286,15 +286,20 @@ class _Monitor:
         publisher.next_due = now + delay
         if not publisher.warned:
             publisher.warned = True
+            advice = (
+                "Grant the alias's user the keys redis_pool:stats:*, or set 'publish_stats': False."
+                if isinstance(exc, NoPermissionError)
+                else "Set 'publish_stats': False to stop publishing to this server."
+            )
             # Redis's own text names the refusal, never a credential.
             logger.warning(
                 "redis_pool: Redis refused the stats of alias %r (%s: %s); retrying with "
-                "back-off up to %ss. Grant the alias's user the keys redis_pool:stats:*, or "
-                "set 'publish_stats': False.",
+                "back-off up to %ss. %s",
                 publisher.alias,
                 type(exc).__name__,
                 exc,
                 REFUSED_BACKOFF_CAP,
+                advice,
             )
 
     def _drop(self, alias: str) -> None:
