@@ -467,7 +467,10 @@ def _check_values(
 ) -> None:
     """E004 and E006: every value, from a key or from the url, through the one validator of
     its key, so that a value reaching redis-py is checked once, the same way."""
-    query = set(parse_qs(urlsplit(url).query, keep_blank_values=True)) if url else set()
+    try:
+        query = set(parse_qs(urlsplit(url).query, keep_blank_values=True)) if from_url else set()
+    except ValueError:  # parse_url accepted it, so this is only belt and braces
+        query = set()
     values = [(k, v, f"{where}[{k!r}]") for k, v in options.items() if isinstance(k, str)]
     for key, value in from_url.items():
         if key not in options:
