@@ -13,10 +13,11 @@ import math
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings as django_settings
 from redis.backoff import ExponentialWithJitterBackoff
@@ -49,6 +50,8 @@ UNBOUNDED_THRESHOLD = 10_000
 # redis-py default people copy) would allocate 16 GB and stall ready() for minutes;
 # 100,000 takes ~0.1 s. No single process needs more (Redis's maxclients is 10,000).
 MAX_CONNECTIONS_LIMIT = 100_000
+
+Err = Callable[..., None]  # parse_alias's err(id, msg, hint=None)
 
 SECRET_KEYS = frozenset({"password", "username", "ssl_password", "credential_provider"})
 MASK = "********"
@@ -106,7 +109,11 @@ STR_OR_NONE_KEYS = frozenset({"password", "username", "ssl_password"})
 # Pool plumbing the user must not set: we choose the pool class and its queue.
 RESERVED_KEYS = frozenset({"timeout", "queue_class", "event_dispatcher", "himport_registry"})
 
-ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+ALIAS_RE = re.compile(r"[A-Za-z0-9_.\-]+")  # used with fullmatch: "default\n" is no name
+# socket.settimeout() overflows near 1e10 s; nobody means more than a year.
+MAX_SECONDS = 31_536_000
+# SELECT takes a C int; Redis's own limit ("databases") is far lower.
+MAX_DB = 2**31 - 1
 
 
 def _params(*callables: Any) -> frozenset[str]:
@@ -175,6 +182,9 @@ class Parsed:
     configs: dict[str, PoolConfig]
     problems: list[Problem]
     errors_by_alias: dict[str, list[str]]
+    aliases: list[str] = field(default_factory=list)  # every alias named, built or not
+    # Errors about REDIS_POOL as a whole (E001): every alias is misconfigured.
+    setting_errors: list[str] = field(default_factory=list)
 
 
 def mask_url(url: object) -> str:
@@ -216,22 +226,49 @@ def _url_problem(url: str, from_url: Mapping[str, Any] | None) -> str | None:
         return None if from_url.get("path") else "it names no socket path"
     if "?" in authority or "#" in authority:
         return "it could not be parsed (a reserved character in the password must be %-escaped)"
+    port = re.search(r":(\d+)$", authority)
+    if port is not None and int(port[1]) == 0:  # redis-py would silently use 6379
+        return "port 0 is not a port: use 1-65535, or leave it out for 6379"
     path = path.split("?", 1)[0].strip("/")
     if path and "db" not in from_url:
         return f"the path {path!r} is not a database number"
     return None
 
 
+def _masked(value: Any, depth: int = 0) -> Any:
+    """``value`` with anything that may hold a credential masked: a string that looks like
+    a URL (or ``user:pw@host``), and the value of a secret key in a dict, at any depth."""
+    if isinstance(value, str):
+        return mask_url(value) if "://" in value or "@" in value else value
+    if depth > 4:
+        return "..."
+    if isinstance(value, Mapping):
+        return {
+            _masked(k, depth + 1): MASK
+            if k in SECRET_KEYS and v is not None
+            else _masked(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(v, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_masked(v, depth + 1) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return {_masked(v, depth + 1) for v in value}
+    return value
+
+
 def show(key: str, value: Any) -> str:
     """repr() of a setting value for a message, with secrets masked."""
     if key in SECRET_KEYS and value is not None:
         return repr(MASK)
-    if key == "url" and isinstance(value, str):
-        return repr(mask_url(value))
-    if isinstance(value, Mapping):  # e.g. sentinel_kwargs, which may hold a password
-        value = {k: MASK if k in SECRET_KEYS and v is not None else v for k, v in value.items()}
-    text = repr(value)
+    text = repr(_masked(value))
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def has_credentials(url: Any) -> bool:
+    """Does ``url`` carry a username or password (the userinfo part or a query parameter)?"""
+    return isinstance(url, str) and mask_url(url) != url
 
 
 def _address(kwargs: Mapping[str, Any], transport: str) -> str:
@@ -243,21 +280,46 @@ def _address(kwargs: Mapping[str, Any], transport: str) -> str:
     return f"{scheme}://{creds}{host}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _type_problem(key: str, value: Any) -> str | None:
-    """The expected type, if ``value`` is of the wrong type for ``key``."""
+    """What ``value`` must be, if it is not acceptable for ``key``; None if it is.
+
+    The one validator per key: applied to the merged options, whether a value came from a
+    key or from the url (its path, netloc or query string).
+    """
+    if key == "db":
+        if not _is_int(value):
+            return "an integer"
+        return None if 0 <= value <= MAX_DB else f"a database number from 0 to {MAX_DB}"
+    if key == "port":
+        if not _is_int(value):
+            return "an integer"
+        return None if 0 < value < 65536 else "between 1 and 65535"
+    if key == "health_check_interval" and _is_int(value) and value < 0:
+        return "an integer of at least 0"
     if key in INT_KEYS:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else "an integer"
-    if key in NUMBER_OR_NONE_KEYS:
-        if value is None:
+        return None if _is_int(value) else "an integer"
+    if key in NUMBER_OR_NONE_KEYS or key in POSITIVE_NUMBER_KEYS:
+        if value is None and key in NUMBER_OR_NONE_KEYS:
             return None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value) and value > 0
-        return None if ok else "a positive number of seconds or None"
-    if key in POSITIVE_NUMBER_KEYS:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value) and value > 0
-        return None if ok else "a positive number of seconds"
+        ok = _is_number(value) and math.isfinite(value) and 0 < value <= MAX_SECONDS
+        expected = f"a positive number of seconds of at most {MAX_SECONDS}"
+        return None if ok else expected + (" or None" if key in NUMBER_OR_NONE_KEYS else "")
+    if key == "retry":
+        ok = value is None or isinstance(value, Retry)
+        return None if ok else "a redis.retry.Retry object or None"
+    if key == "host":
+        if not isinstance(value, str):
+            return "a string"
+        ok = bool(value.strip()) and "\x00" not in value
+        return None if ok else "a non-blank host name without NUL characters"
     if key in BOOL_KEYS:
         return None if isinstance(value, bool) else "True or False"
     if key in STR_KEYS:
@@ -338,95 +400,101 @@ def default_retry() -> Retry:
     )
 
 
-def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Problem]]:
-    """Parse one alias. Returns (config or None, problems); never raises."""
-    problems: list[Problem] = []
-    where = f"REDIS_POOL[{alias!r}]"
-
-    def err(pid: str, msg: str, hint: str | None = None) -> None:
-        problems.append(Problem(pid, msg, hint, str(alias)))
-
-    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
-        err(
-            "redis_pool.E009",
-            f"REDIS_POOL alias {alias!r} is not a valid name.",
-            "Use letters, digits, '_', '-' and '.' only.",
-        )
-        return None, problems
-    if not isinstance(options, Mapping):
-        hint = did_you_mean(alias, known_keys())
-        err(
-            "redis_pool.E002",
-            f"{where} must be a dict of connection options, got {type(options).__name__} "
-            f"{show('', options)}.",
-            hint or "In the several-pools form every value is a dict of options for that alias.",
-        )
-        return None, problems
-
+def _check_keys(where: str, options: Mapping[Any, Any], err: Err) -> None:
+    """E003: every key that is not a setting."""
     keys = known_keys()
-    for key in options:
-        if not isinstance(key, str) or key not in keys:
-            hint = did_you_mean(key, keys) if isinstance(key, str) else None
-            if isinstance(key, str) and key in RESERVED_KEYS:
-                hint = "redis_pool chooses this itself; use 'pool_timeout' to set the wait."
+    for key, value in options.items():
+        if isinstance(key, str) and key in keys:
+            continue
+        hint = did_you_mean(key, keys) if isinstance(key, str) else None
+        if key == "timeout":
+            hint = (
+                f"For how long one command may take, use 'socket_timeout': {show('', value)}; "
+                f"for how long to wait for a free connection, 'pool_timeout': "
+                f"{show('', value)}."
+            )
+        elif isinstance(key, str) and key in RESERVED_KEYS:
+            hint = "redis_pool chooses this itself; use 'pool_timeout' to set the wait."
+        got = f" (got {show('', value)})" if key == "timeout" else ""
+        err(
+            "redis_pool.E003",
+            f"{where} has an unknown key {show('', key)}{got}.",
+            hint or "Keys are redis-py ConnectionPool keyword arguments, plus 'url'.",
+        )
+
+
+def _parse_url(where: str, options: Mapping[str, Any], err: Err) -> dict[str, Any] | None:
+    """The keyword arguments ``options['url']`` gives ({} without a url); None if invalid
+    (E005, E003 for an unknown query parameter, E007 for a key set twice)."""
+    url = conf_topologies.plain_url(options.get("url"))
+    if not isinstance(url, str):
+        return {}  # no url, or not a string (E004)
+    try:
+        from_url: dict[str, Any] | None = parse_url(url)  # type: ignore[no-untyped-call]
+    except Exception:  # ValueError and friends; their text may quote the password
+        from_url = None
+    reason = _url_problem(url, from_url)
+    if reason is not None or from_url is None:
+        err(
+            "redis_pool.E005",
+            f"{where}['url'] is not a valid Redis URL: {show('url', url)} ({reason}).",
+            "Use redis://[[user]:password@]host[:port][/db], rediss://... or "
+            "unix:///path/to.sock[?db=N].",
+        )
+        return None
+    keys = known_keys()
+    for key in from_url:
+        if key not in keys:
+            hint = did_you_mean(key, keys)
             err(
                 "redis_pool.E003",
-                f"{where} has an unknown key {key!r}.",
-                hint or "Keys are redis-py ConnectionPool keyword arguments, plus 'url'.",
+                f"{where}['url'] has an unknown query parameter {key!r}.",
+                hint or "Query parameters are redis-py connection keyword arguments.",
             )
-    for key, value in options.items():
-        if not isinstance(key, str):
-            continue
+    for key in from_url:
+        if key in options and key != "connection_class":
+            err(
+                "redis_pool.E007",
+                f"{where} sets {key!r} both in 'url' and as a key "
+                f"(url gives {show(key, from_url[key])}, key gives {show(key, options[key])}).",
+                "Set it in one place only.",
+            )
+    return from_url
+
+
+def _check_values(
+    where: str, options: Mapping[Any, Any], from_url: Mapping[str, Any], url: str, err: Err
+) -> None:
+    """E004 and E006: every value, from a key or from the url, through the one validator of
+    its key, so that a value reaching redis-py is checked once, the same way."""
+    try:
+        query = set(parse_qs(urlsplit(url).query, keep_blank_values=True)) if from_url else set()
+    except ValueError:  # parse_url accepted it, so this is only belt and braces
+        query = set()
+    values = [(k, v, f"{where}[{k!r}]") for k, v in options.items() if isinstance(k, str)]
+    for key, value in from_url.items():
+        if key not in options:
+            label = "query parameter" if key in query else "gives"
+            values.append((key, value, f"{where}['url'] {label} {key!r}"))
+    max_connections_rule = f"must be a positive integer of at most {MAX_CONNECTIONS_LIMIT:,}"
+    for key, value, label in values:
         expected = _type_problem(key, value)
         if expected is not None:
-            err(
-                "redis_pool.E004",
-                f"{where}[{key!r}] must be {expected}, got {show(key, value)}.",
-            )
-    if problems:
-        return None, problems
-    kind = conf_topologies.check(where, options, err)
-    if problems:
-        return None, problems
+            err("redis_pool.E004", f"{label} must be {expected}, got {show(key, value)}.")
+        elif (
+            key == "max_connections"
+            and not 0 < (1 if value is None else value) <= MAX_CONNECTIONS_LIMIT
+        ):
+            err("redis_pool.E006", f"{label} {max_connections_rule}, got {value!r}.")
 
-    kwargs: dict[str, Any] = {}
-    url = conf_topologies.plain_url(options.get("url"))
-    if url is not None:
-        try:
-            from_url: dict[str, Any] | None = parse_url(url)  # type: ignore[no-untyped-call]
-        except Exception:  # ValueError and friends; their text may quote the password
-            from_url = None
-        reason = _url_problem(url, from_url)
-        if reason is not None or from_url is None:
-            err(
-                "redis_pool.E005",
-                f"{where}['url'] is not a valid Redis URL: {show('url', url)} ({reason}).",
-                "Use redis://[[user]:password@]host[:port][/db], rediss://... or "
-                "unix:///path/to.sock[?db=N].",
-            )
-            return None, problems
-        for key in from_url:
-            if key not in keys:
-                hint = did_you_mean(key, keys)
-                err(
-                    "redis_pool.E003",
-                    f"{where}['url'] has an unknown query parameter {key!r}.",
-                    hint or "Query parameters are redis-py connection keyword arguments.",
-                )
-        for key in from_url:
-            if key in options and key != "connection_class":
-                err(
-                    "redis_pool.E007",
-                    f"{where} sets {key!r} both in 'url' and as a key "
-                    f"(url gives {show(key, from_url[key])}, key gives {show(key, options[key])}).",
-                    "Set it in one place only.",
-                )
-        kwargs.update(from_url)
-    if problems:
-        return None, problems
-    kwargs.update({k: v for k, v in options.items() if k not in OWN_KEYS})
 
-    transport = "tcp"
+def _transport(
+    where: str, options: Mapping[str, Any], kwargs: dict[str, Any], err: Err
+) -> str | None:
+    """Pick the connection class (set in ``kwargs``); its transport, None if unusable.
+
+    E004 for a connection_class that is not one, E008 for keys of another transport.
+    """
     conn_class = kwargs.get("connection_class")
     if conn_class is None:
         if "path" in kwargs:
@@ -442,7 +510,8 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
             f"{where}['connection_class'] must be a redis-py connection class, "
             f"got {show('connection_class', conn_class)}.",
         )
-        return None, problems
+        return None
+    transport = "tcp"
     if issubclass(conn_class, UnixDomainSocketConnection):
         transport = "unix"
     elif issubclass(conn_class, SSLConnection):
@@ -457,28 +526,16 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
             )
     if transport == "unix" and "host" in options:
         err("redis_pool.E007", f"{where} sets both 'path' (unix socket) and 'host'.")
+    return transport
 
-    max_connections = kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS)
-    if max_connections is None:
-        max_connections = DEFAULT_MAX_CONNECTIONS
-    if not 0 < max_connections <= MAX_CONNECTIONS_LIMIT:
-        err(
-            "redis_pool.E006",
-            f"{where}['max_connections'] must be a positive integer of at most "
-            f"{MAX_CONNECTIONS_LIMIT:,}, got {max_connections!r}.",
-        )
-    for key in ("port", "db", "health_check_interval"):
-        value = kwargs.get(key)
-        if isinstance(value, int) and value < 0:
-            err("redis_pool.E004", f"{where}[{key!r}] must not be negative, got {value!r}.")
-    port = kwargs.get("port")
-    if isinstance(port, int) and not 0 < port < 65536 and port >= 0:
-        err("redis_pool.E004", f"{where}['port'] must be between 1 and 65535, got {port!r}.")
-    if problems:
-        return None, problems
 
+def _warnings(
+    alias: str, where: str, options: Mapping[str, Any], max_connections: int
+) -> list[Problem]:
+    """W001 and W002, for an alias whose values are otherwise valid."""
+    found: list[Problem] = []
     if max_connections > UNBOUNDED_THRESHOLD:
-        problems.append(
+        found.append(
             Problem(
                 "redis_pool.W001",
                 f"{where}['max_connections'] is {max_connections}: effectively unbounded.",
@@ -489,7 +546,7 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
         )
     for key in ("socket_timeout", "socket_connect_timeout"):
         if key in options and options[key] is None:
-            problems.append(
+            found.append(
                 Problem(
                     "redis_pool.W002",
                     f"{where}[{key!r}] is None: a slow or unreachable Redis hangs the caller.",
@@ -498,7 +555,10 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
                     error=False,
                 )
             )
+    return found
 
+
+def _apply_defaults(alias: str, kwargs: dict[str, Any], transport: str) -> None:
     kwargs.setdefault("socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT)
     kwargs.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
     kwargs.setdefault("health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL)
@@ -512,6 +572,61 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
         driver_info = shared_driver_info()
         if driver_info is not None:
             kwargs["driver_info"] = driver_info
+
+
+def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Problem]]:
+    """Parse one alias. Returns (config or None, problems); never raises.
+
+    Every problem of the alias is reported at once (as Django reports every check): key
+    names, url, values and topology keys are each checked whatever the others gave.
+    """
+    problems: list[Problem] = []
+
+    def err(pid: str, msg: str, hint: str | None = None) -> None:
+        problems.append(Problem(pid, msg, hint, str(alias)))
+
+    if not isinstance(alias, str) or not ALIAS_RE.fullmatch(alias):
+        err(
+            "redis_pool.E009",
+            f"REDIS_POOL alias {show('', alias)} is not a valid name.",
+            "Use letters, digits, '_', '-' and '.' only.",
+        )
+        return None, problems
+    where = f"REDIS_POOL[{alias!r}]"
+    if not isinstance(options, Mapping):
+        hint = did_you_mean(alias, known_keys())
+        err(
+            "redis_pool.E002",
+            f"{where} must be a dict of connection options, got {type(options).__name__} "
+            f"{show('', options)}.",
+            hint or "In the several-pools form every value is a dict of options for that alias.",
+        )
+        return None, problems
+
+    _check_keys(where, options, err)
+    from_url = _parse_url(where, options, err)
+    url = conf_topologies.plain_url(options.get("url"))
+    _check_values(where, options, from_url or {}, url if isinstance(url, str) else "", err)
+    kind = conf_topologies.check(where, options, err)
+    if from_url is None:  # an invalid url: its transport is unknown, so stop here
+        return None, problems
+    keys = known_keys()
+    options = {k: v for k, v in options.items() if k in keys}
+    kwargs: dict[str, Any] = dict(from_url)
+    kwargs.update({k: v for k, v in options.items() if k not in OWN_KEYS})
+
+    transport = _transport(where, options, kwargs, err)
+    if transport is None:
+        return None, problems
+
+    max_connections = kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS)
+    if max_connections is None:
+        max_connections = DEFAULT_MAX_CONNECTIONS
+    if problems:
+        return None, problems
+
+    problems += _warnings(alias, where, options, max_connections)
+    _apply_defaults(alias, kwargs, transport)
 
     fields, topology_address = conf_topologies.finish(
         alias, where, kind, options, kwargs, transport, err
@@ -547,14 +662,19 @@ def parse_alias(alias: Any, options: Any) -> tuple[PoolConfig | None, list[Probl
 
 
 def _dry_run(kwargs: dict[str, Any], max_connections: int) -> str | None:
-    """Build a throw-away plain pool and one connection object: constructors only, no I/O.
+    """Run redis-py's own constructor checks on ``kwargs``: no I/O, and nothing recorded.
 
     redis-py accepts any keyword of its signatures and fails later on a bad value; a system
-    check must catch that, not the first request.
+    check must catch that, not the first request. The pool is built (its constructor checks
+    the pool-level keys and derives the per-connection ones) but never asked for a
+    connection: ``make_connection()`` records the new connection in redis-py's OpenTelemetry
+    metrics (``redis.observability``), where a throw-away one would stay as a phantom idle
+    connection. The connection object is built from the pool's kwargs instead; neither
+    constructor records anything (tests/test_dry_run_metrics.py holds redis-py to that).
     """
     try:
         pool = ConnectionPool(max_connections=max_connections, **kwargs)
-        pool.make_connection()
+        pool.connection_class(**pool.connection_kwargs)
     except Exception as exc:
         return redact(f"{type(exc).__name__}: {exc}", kwargs)
     return None
@@ -577,11 +697,13 @@ def parse(raw: Any) -> Parsed:
             Problem(
                 "redis_pool.W003",
                 f"REDIS_POOL has no {DEFAULT_ALIAS!r} alias, so get_redis() without an "
-                f"argument fails; aliases: {', '.join(sorted(map(str, aliases)))}.",
+                f"argument fails; aliases: {', '.join(sorted(str(_masked(a)) for a in aliases))}.",
                 error=False,
             )
         )
-    return Parsed(configs, problems, errors)
+    names = [a for a in aliases if isinstance(a, str)]
+    setting_errors = [p.msg for p in problems if p.alias is None and p.error]
+    return Parsed(configs, problems, errors, names, setting_errors)
 
 
 class Settings:
@@ -590,6 +712,10 @@ class Settings:
     @property
     def REDIS_POOL(self) -> Any:
         return getattr(django_settings, "REDIS_POOL", None)
+
+    @property
+    def DEBUG(self) -> bool:
+        return bool(getattr(django_settings, "DEBUG", False))
 
     @property
     def REDIS_POOL_MIDDLEWARE_ALIAS(self) -> Any:

@@ -15,7 +15,10 @@ from the user's pool and the server's CLIENT LIST can tell it apart):
 - ``redis_pool:stats:<alias>``: a sorted set indexing those keys, so that readers need no
   SCAN; trimmed by the publishers and expiring by itself when nothing publishes.
 
-Redis down: the publish fails, ``publish_errors`` counts it, the next interval tries again.
+Redis down: the publish fails, ``publish_errors`` counts it, the next interval tries again
+on a new connection. Redis refusing the keys (an ACL without ``redis_pool:stats:*``): the
+connection is healthy and kept, a warning says so once, and attempts back off
+exponentially up to ``REFUSED_BACKOFF_CAP`` seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.connection import ConnectionPool
+from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
 from redis.retry import Retry
 
 from redis_pool.conf import PoolConfig, default_client_name
@@ -50,6 +54,8 @@ STATS_SOCKET_TIMEOUT = 1.0
 # Index members whose key expired this long ago (by the publisher's clock) are dropped;
 # generous, so that clock skew between hosts never drops a live process.
 INDEX_GRACE_MS = 60_000
+# A refused publish (NOPERM...) is retried after interval * 2**n seconds, at most this long.
+REFUSED_BACKOFF_CAP = 60.0
 
 
 def publish_enabled(config: PoolConfig) -> bool:
@@ -133,6 +139,8 @@ class _Publisher:
     member: str
     next_due: float = 0.0
     failing: bool = False
+    refusals: int = 0  # consecutive publishes the server refused (a healthy connection)
+    warned: bool = False
 
     def publish(self, payload: str, ttl: float) -> None:
         now_ms = int(time.time() * 1000)
@@ -247,7 +255,14 @@ class _Monitor:
         publisher.next_due = now + interval
         try:
             publisher.publish(snapshot(alias, config, stats, extra), ttl_seconds(interval))
-        except Exception as exc:  # Redis down, refused, slow: count it, retry next time
+        except ResponseError as exc:
+            pool.counters.add("publish_errors")
+            if isinstance(exc, ReadOnlyError):
+                # A demoted master: a new connection may reach the new one (DNS failover).
+                publisher.client.connection_pool.disconnect()
+            # Otherwise (NOPERM, OOM...) the server answered: the connection is fine, keep it.
+            self._refused(publisher, exc, now, interval)
+        except Exception as exc:  # Redis down or slow: count it, retry next time afresh
             pool.counters.add("publish_errors")
             publisher.client.connection_pool.disconnect()
             if not publisher.failing:
@@ -260,6 +275,32 @@ class _Monitor:
         else:
             pool.counters.add("publishes")
             publisher.failing = False
+            publisher.refusals = 0
+
+    @staticmethod
+    def _refused(publisher: _Publisher, exc: ResponseError, now: float, interval: float) -> None:
+        # Reconnecting would not help (the same user is refused again) and costs the server
+        # a connection per interval: back off instead, and tell the operator once.
+        publisher.refusals += 1
+        delay = min(interval * 2 ** min(publisher.refusals, 32), max(REFUSED_BACKOFF_CAP, interval))
+        publisher.next_due = now + delay
+        if not publisher.warned:
+            publisher.warned = True
+            advice = (
+                "Grant the alias's user the keys redis_pool:stats:*, or set 'publish_stats': False."
+                if isinstance(exc, NoPermissionError)
+                else "Set 'publish_stats': False to stop publishing to this server."
+            )
+            # Redis's own text names the refusal, never a credential.
+            logger.warning(
+                "redis_pool: Redis refused the stats of alias %r (%s: %s); retrying with "
+                "back-off up to %ss. %s",
+                publisher.alias,
+                type(exc).__name__,
+                exc,
+                REFUSED_BACKOFF_CAP,
+                advice,
+            )
 
     def _drop(self, alias: str) -> None:
         publisher = self.publishers.pop(alias, None)

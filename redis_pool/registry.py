@@ -62,6 +62,7 @@ _lock = threading.RLock()
 _entries: dict[str, Entry] = {}
 _clients: dict[str, redis.Redis] = {}  # the hot path reads only this
 _broken: dict[str, list[str]] = {}  # alias -> error messages (already masked)
+_setting_errors: list[str] = []  # REDIS_POOL itself is unusable (E001): every alias is broken
 _loaded = False
 
 
@@ -94,10 +95,11 @@ def _entry(alias: str) -> Entry:
             load()
         if alias in _entries:
             return _entries[alias]
-        if alias in _broken:
+        broken = _broken.get(alias) or _setting_errors
+        if broken:
             raise ImproperlyConfigured(
                 f"REDIS_POOL alias {alias!r} is misconfigured: "
-                + " ".join(_broken[alias])
+                + " ".join(broken)
                 + " Run 'manage.py check' for details."
             )
         raise AliasNotFound(alias, sorted(_entries))
@@ -201,6 +203,7 @@ def load() -> None:
         _entries.update(new)
         _broken.clear()
         _broken.update(parsed.errors_by_alias)
+        _setting_errors[:] = parsed.setting_errors
         # Swap the lookup dict's content last so get_redis() sees old or new, never empty.
         clients = {alias: entry.current_client() for alias, entry in new.items()}
         _clients.update({alias: c for alias, c in clients.items() if c is not None})
@@ -220,6 +223,7 @@ def close_all() -> None:
         _entries.clear()
         _clients.clear()
         _broken.clear()
+        _setting_errors.clear()
         _loaded = False
     for entry in entries:
         entry.close()
