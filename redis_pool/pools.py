@@ -10,6 +10,7 @@ closes and errors are counted by the connection class, off the checkout path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -109,10 +110,22 @@ class _CountingLifoQueue(LifoQueue[Any]):
     ``PoolExhaustedError`` (redis-py's own queue does that). Free slots stay LIFO, so warm
     connections are reused first. Free slots hold a connection or redis-py's ``None``
     placeholder, so the in-use gauge is ``maxsize - len(queue)``.
+
+    A waiter interrupted by any exception (a signal handler raising, KeyboardInterrupt,
+    Celery's soft time limit, a gevent Timeout) leaves the line, and passes on a connection
+    already handed to it: otherwise nobody would ever receive it and the slot is lost.
     """
 
     def __init__(self, maxsize: int, pool: BlockingRedisPool) -> None:
         super().__init__(maxsize)
+        # A reentrant mutex, for two reasons. Its Condition.wait() takes it back without
+        # being interruptible (a plain Lock's can be interrupted by a signal handler that
+        # raises, leaving the waiter outside the lock it must hold to leave the line). And
+        # it knows its owner, so an interrupted waiter can make sure it holds it.
+        self.mutex = threading.RLock()  # type: ignore[assignment]
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
         # Pre-filled with redis-py's "no connection yet" placeholders, so that redis-py's
         # own filling loop finds the queue full at once and no fill counts as a return.
         self.queue.extend([None] * maxsize)
@@ -132,6 +145,7 @@ class _CountingLifoQueue(LifoQueue[Any]):
         counters.waits += 1
         counters.waiting += 1
         start = monotonic()
+        timed = False
         waiter = _Waiter(self.mutex)
         self.waiters.append(waiter)
         try:
@@ -142,18 +156,49 @@ class _CountingLifoQueue(LifoQueue[Any]):
                     continue
                 remaining = deadline - monotonic()
                 if not block or remaining <= 0.0:
-                    self.waiters.remove(waiter)
-                    # A wait that ended empty-handed is a wait too: the timing's count is
-                    # `waits`, so its total and mean must include the timeouts.
-                    counters.waited(monotonic() - start)
-                    counters.wait_timeouts += 1
-                    counters.exhausted += 1
-                    raise PoolExhaustedError(self.alias, self.maxsize, self.timeout)
+                    break
                 waiter.ready.wait(remaining)
+            # A wait that ended empty-handed is a wait too: the timing's count is `waits`,
+            # so its total and mean include the timeouts.
             counters.waited(monotonic() - start)
+            timed = True
+            if waiter.item is _NOTHING:
+                counters.wait_timeouts += 1
+                counters.exhausted += 1
+                raise PoolExhaustedError(self.alias, self.maxsize, self.timeout)
             return self._handed(waiter.item)
+        except BaseException:
+            self._withdraw(waiter)
+            if not timed:
+                counters.waited(monotonic() - start)
+            raise
         finally:
             counters.waiting -= 1
+
+    def _withdraw(self, waiter: _Waiter) -> None:
+        """``waiter`` leaves the line (timed out or interrupted), passing on a connection
+        that was handed to it meanwhile."""
+        mutex: Any = self.mutex
+        while not mutex._is_owned():
+            # Interrupted where Condition.wait() had let go of the lock: take it back (and
+            # keep it: get()'s ``with`` releases it). A second interrupt while doing so
+            # must not stop this, the first one is already on its way to the caller.
+            with contextlib.suppress(BaseException):
+                mutex.acquire()
+        item = waiter.item
+        if item is _NOTHING:
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(waiter)
+            return
+        waiter.item = _NOTHING
+        # Handed out, so counted as returned by its previous holder; not used here: the
+        # next waiter's or the queue's, as a return would have made it.
+        if self.waiters:
+            heir = self.waiters.popleft()
+            heir.item = item
+            heir.ready.notify()
+        else:
+            self.queue.append(item)
 
     def _handed(self, item: Any) -> Any:
         """A returned connection handed to a waiter: a checkout (in use did not change)."""
