@@ -253,6 +253,33 @@ class _LeakTrackingLifoQueue(_CountingLifoQueue):
                 note_late_return(self.counters, item, out, held)
 
 
+class _ClosingOnReturn:
+    """Mixed into a retired pool's in-use set or queue (``retire_class``): a connection
+    that comes back is closed instead of kept, unless a waiter takes it over (it is still
+    in use then). Swapped in under the pool's lock, so no return can slip past it."""
+
+    def remove(self, connection: Any, *args: Any) -> None:
+        super().remove(connection)  # type: ignore[misc]
+        connection.disconnect()  # out of the in-use set, not yet free: nobody else's
+
+    def _put(self, item: Any) -> None:
+        if item is not None and not self.waiters:  # type: ignore[attr-defined]
+            item.disconnect()
+        super()._put(item)  # type: ignore[misc]
+
+
+_retired_classes: dict[Any, type[Any]] = {}
+
+
+def retire_class(base: Any) -> type[Any]:
+    """``base`` (an in-use set or queue class of ours) that closes returned connections."""
+    klass = _retired_classes.get(base)
+    if klass is None:
+        klass = type(f"Retired{base.__name__}", (_ClosingOnReturn, base), {})
+        klass = _retired_classes.setdefault(base, klass)
+    return klass
+
+
 def auth_failure(exc: AuthenticationError, alias: str | None, host: str) -> AuthenticationError:
     """``exc`` retold: redis-py's text names neither the alias nor the server. Ours names
     both, and never the username or the password."""
@@ -406,6 +433,35 @@ class InstrumentedPoolMixin:
         """The connections checked out now (for leak detection); never changes the pool."""
         raise NotImplementedError
 
+    def retire(self, successor: InstrumentedPoolMixin | None = None) -> None:
+        """This pool was replaced (settings changed): close its idle connections now and
+        the ones lent out as they come back. Commands in flight finish undisturbed.
+
+        Code still holding the old client (a view between two commands) is served by
+        ``successor``, the alias's new pool, so that old and new pools never both grow:
+        the server sees at most the old pool's connections still lent out plus the new
+        pool's. Without a successor (the alias was removed) this pool serves them itself.
+        """
+        if successor is not None:
+            pool: Any = self
+            heir: Any = successor
+            owned = type(pool).release
+
+            def release(connection: Any) -> None:
+                if getattr(connection, "_rp_counters", None) is pool.counters:
+                    owned(pool, connection)
+                else:  # the successor's (or a later pool's: it forwards on)
+                    heir.release(connection)
+
+            # Instance attributes: the class's methods, the hot path, stay as they were.
+            pool.get_connection = lambda *args, **kwargs: heir.get_connection(*args, **kwargs)
+            pool.release = release
+        self._rp_retire()
+
+    def _rp_retire(self) -> None:
+        """Close idle connections, and every connection returned from now on."""
+        raise NotImplementedError
+
     def _rp_made(self) -> int:
         """Connections made since reset (or fork)."""
         raise NotImplementedError
@@ -508,6 +564,13 @@ class RedisPool(InstrumentedPoolMixin, ConnectionPool):
         with self._lock:
             return list(self._in_use_connections)
 
+    def _rp_retire(self) -> None:
+        with self._lock:
+            in_use = self._in_use_connections
+            in_use.__class__ = retire_class(type(in_use))
+            for connection in self._available_connections:
+                connection.disconnect()
+
 
 class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
     """Blocking pool: waits up to ``pool_timeout`` seconds for a free connection."""
@@ -557,6 +620,14 @@ class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
             idle = {id(c) for c in queue.queue if c is not None}
             connections = list(self._connections)
         return [c for c in connections if id(c) not in idle]
+
+    def _rp_retire(self) -> None:
+        queue = self.pool
+        with queue.mutex:
+            queue.__class__ = retire_class(type(queue))
+            for connection in queue.queue:
+                if connection is not None:
+                    connection.disconnect()
 
 
 def build_pool(config: PoolConfig) -> RedisPool | BlockingRedisPool:
