@@ -21,8 +21,12 @@ from tests.redis_server import RedisServer
 
 THREADS = 64
 LIMIT = 16
-SWAPS = 12
-SWAP_EVERY = 0.2  # seconds: a retired pool drains long before the next swap
+SWAPS = 10
+SWAP_EVERY = 0.3  # seconds: a retired pool drains long before the next swap
+# The server lists a connection until it has read the client's close, a moment after the
+# pool closed it; a new connection may be listed in that moment. The pools' own count
+# (``open``, sampled) is held to the bound exactly; the server's gets this much room.
+UNREAD_CLOSES = 2
 
 
 def test_reloads_under_load_break_nothing(fresh_server: RedisServer) -> None:
@@ -105,5 +109,6 @@ def test_reloads_under_load_break_nothing(fresh_server: RedisServer) -> None:
     assert alive == 0
     assert figures["pools_built"] == SWAPS + 1
     assert figures["errors"] == 0, errors
-    assert peak[0] <= 2 * LIMIT
+    assert own_peak[0] <= 2 * LIMIT
+    assert peak[0] <= 2 * LIMIT + UNREAD_CLOSES
     assert min(ops) > 0
