@@ -287,7 +287,8 @@ class AsyncInstrumentedPool:
             if timer is not None:
                 timer.cancel()
         if connection is _TIMED_OUT:
-            self._rp_waiters.remove(turn)
+            with contextlib.suppress(ValueError):  # a return may have dropped it already
+                self._rp_waiters.remove(turn)
             counters.wait_timeouts += 1
             counters.exhausted += 1
             raise PoolExhaustedError(self.alias, self.max_connections, self.timeout)
@@ -354,11 +355,11 @@ class AsyncInstrumentedPool:
                 await connection.disconnect()
             if self._rp_hand_off(connection):
                 return
+        if self.retired:
+            await connection.disconnect()  # still in use by us: nobody else can take it
         await super().release(connection)  # type: ignore[misc]
         if self._rp_blocking:
             self._rp_serve()
-        if self.retired:
-            await connection.disconnect()
 
     def _rp_passed(self, connection: Any) -> bool:
         """Whether ``connection`` is not this pool's to hand over (redis-py's release then
