@@ -51,6 +51,16 @@ class Entry:
             return self.topology.pools()
         return [self.pool] if self.pool is not None else []
 
+    def retire(self, successor: Entry | None) -> None:
+        """Replaced by a settings change: threads may still be running commands on it."""
+        if self.topology is not None or self.pool is None:
+            self.close()
+            return
+        heir = None
+        if successor is not None and successor.topology is None:
+            heir = successor.pool
+        self.pool.retire(heir)
+
     def close(self) -> None:
         if self.topology is not None:
             self.topology.close()
@@ -212,7 +222,7 @@ def load() -> None:
         _loaded = True
     for alias, entry in old.items():
         if new.get(alias) is not entry:
-            entry.close()
+            entry.retire(new.get(alias))
 
 
 def close_all() -> None:
