@@ -29,7 +29,7 @@ def main(wheel: str) -> int:
     source = {
         str(p.as_posix())
         for p in Path("redis_pool").rglob("*")
-        if p.suffix in (".py", ".typed") and "__pycache__" not in p.parts
+        if p.suffix in (".py", ".typed", ".html") and "__pycache__" not in p.parts
     }
     missing = sorted((set(REQUIRED) | source) - names)
     stray = sorted(
