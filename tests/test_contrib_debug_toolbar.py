@@ -142,6 +142,18 @@ def test_async_view_commands() -> None:
     assert pool["pool_class"].startswith("Async")
 
 
+def test_sync_view_under_asgi_and_async_view_under_wsgi() -> None:
+    # Django runs the view in a thread (sync_to_async) or on a loop of its own
+    # (async_to_sync): both copy the request's context, so the recorder follows.
+    _, toolbar = asyncio.run(aget("/plain/"))
+    assert [(c["alias"], c["command"]) for c in stats_of(toolbar)["calls"]] == [
+        ("default", "SET"),
+        ("default", "GET"),
+    ]
+    _, toolbar = get("/acommands/")
+    assert [c["command"] for c in stats_of(toolbar)["calls"]] == ["SET", "GET", "PIPELINE (2)"]
+
+
 def test_panel_renders_in_the_toolbar() -> None:
     response, toolbar = get("/commands/")
     assert toolbar is not None
@@ -307,3 +319,36 @@ def test_describe_pipeline_is_bounded_and_masked() -> None:
     assert "pw" not in line.split(";")[0]
     assert len(line) == 400
     assert line.endswith("…")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    from tests.topology_servers import ClusterSetup
+
+    setup = ClusterSetup(masters=3).start()
+    try:
+        yield setup
+    finally:
+        setup.cleanup()
+
+
+@pytest.mark.slow
+def test_cluster_alias_commands_are_named_by_alias(cluster: Any) -> None:
+    url = f"redis+cluster://127.0.0.1:{cluster.nodes[0].port}"
+    with override_settings(REDIS_POOL={"default": {"url": url}}):
+        _, toolbar = get("/plain/")
+        _, atoolbar = asyncio.run(aget("/acommands/"))
+    stats = stats_of(toolbar)
+    # The client was built in this request: its discovery (CLUSTER SLOTS, through a node's
+    # client) shows first. Then one record per command: the cluster client's, not its node
+    # client's as well.
+    calls = [(c["alias"], c["command"], c["key"]) for c in stats["calls"]]
+    assert calls[0] == ("default", "CLUSTER SLOTS", "")
+    assert calls[-2:] == [("default", "SET", "greeting"), ("default", "GET", "greeting")]
+    assert all(call[0] == "default" for call in calls)
+    astats = stats_of(atoolbar)
+    # A cluster pipeline is not listed (docs/debug-toolbar.md: limits).
+    assert [(c["alias"], c["command"]) for c in astats["calls"]] == [
+        ("default", "SET"),
+        ("default", "GET"),
+    ]

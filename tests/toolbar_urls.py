@@ -34,6 +34,13 @@ def commands(request: HttpRequest) -> HttpResponse:
     return HttpResponse(PAGE.format(recording.installed()))
 
 
+def plain(request: HttpRequest) -> HttpResponse:
+    client = get_redis(ALIAS)
+    client.set("greeting", "hello")
+    client.get("greeting")
+    return HttpResponse(PAGE.format(recording.installed()))
+
+
 async def acommands(request: HttpRequest) -> HttpResponse:
     client = aget_redis(ALIAS)
     await client.set("agreeting", "hello")
@@ -81,6 +88,7 @@ def secrets(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("commands/", commands),
+    path("plain/", plain),
     path("acommands/", acommands),
     path("tagged/<str:tag>/", tagged),
     path("atagged/<str:tag>/", atagged),

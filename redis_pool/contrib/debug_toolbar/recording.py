@@ -92,7 +92,7 @@ class Recorder:
                 return
             self.calls.append(
                 {
-                    "alias": seen.alias if seen is not None else _other(client),
+                    "alias": seen.alias if seen is not None else _alias_of(client),
                     "command": name,
                     "key": key,
                     "args": args,
@@ -117,9 +117,21 @@ class Recorder:
         }
 
 
-def _other(client: Any) -> str:
-    # A client not built by redis_pool (another library's): named by its class only, never
-    # by its connection arguments (they may carry a password).
+def _alias_of(client: Any) -> str:
+    """The alias of a client without a pool of ours: a Cluster alias's (through its node
+    pools, or its asyncio nodes' connections), else another library's client."""
+    try:
+        node = client.get_default_node()
+        sync_node = getattr(node, "redis_connection", None)
+        if sync_node is not None:
+            alias = getattr(sync_node.connection_pool, "alias", None)
+        else:  # redis.asyncio: read after the command, so the node has a connection
+            alias = next((c._rp_alias for c in node._connections if c._rp_alias), None)
+    except Exception:  # not a cluster client, or not ours
+        alias = None
+    if alias is not None:
+        return str(alias)
+    # Named by its class only, never by its connection arguments (they may hold a password).
     return f"({type(client).__name__}, not redis_pool)"
 
 
