@@ -204,6 +204,15 @@ def test_wait_timeouts_since_the_last_probe_warn_once(redis_server: RedisServer)
         )
         # Nothing new since: healthy again.
         assert probe(RedisPool(alias=ALIAS)).error is None
+        held = _hold(2)
+        try:
+            with pytest.raises(PoolExhaustedError):
+                get_redis(ALIAS).ping()  # refused: not probed before the settings change
+        finally:
+            _release(held)
+    # New settings, a new pool with counters of its own: its first probe starts from zero.
+    with alias(redis_server, max_connections=3, pool_timeout=0.05):
+        assert probe(RedisPool(alias=ALIAS)).error is None
 
 
 @pytest.mark.parametrize("check_class", [RedisPool, AsyncRedisPool])

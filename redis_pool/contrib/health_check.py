@@ -49,9 +49,10 @@ from redis_pool import pool_stats as _sync_pool_stats
 __all__ = ["AsyncRedisPool", "RedisPool"]
 
 _lock = threading.Lock()
-# (alias, pid, counters' start) -> refused checkouts seen by the previous probe. Checks are
-# built afresh for every request, so what "since the last probe" means lives here.
-_refused_seen: dict[tuple[str, int, float], int] = {}
+# alias -> ((pid, counters' start), refused checkouts) seen by the previous probe. Checks
+# are built afresh for every request, so what "since the last probe" means lives here; new
+# counters (a fork, a settings change) start from zero.
+_refused_seen: dict[str, tuple[tuple[int, float], int]] = {}
 
 
 @dataclasses.dataclass
@@ -106,10 +107,11 @@ class RedisPool(HealthCheck):  # type: ignore[misc]  # django-health-check ships
         with self._configured():
             stats = read()
         if stats is not None:
+            counters = (stats.pid, stats.since)
             with _lock:
-                key = (self.alias, stats.pid, stats.since)
-                self._refused_before = _refused_seen.get(key, 0)
-                _refused_seen[key] = stats.exhausted
+                seen, before = _refused_seen.get(self.alias, (counters, 0))
+                self._refused_before = before if seen == counters else 0
+                _refused_seen[self.alias] = (counters, stats.exhausted)
         return stats
 
     def _refuse_if_exhausted(self, stats: PoolStats | None) -> None:
