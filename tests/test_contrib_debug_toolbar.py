@@ -352,3 +352,16 @@ def test_cluster_alias_commands_are_named_by_alias(cluster: Any) -> None:
         ("default", "SET"),
         ("default", "GET"),
     ]
+
+
+def test_without_the_extra_the_import_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("redis_pool.contrib.debug_toolbar")]:
+        monkeypatch.delitem(sys.modules, name)
+    # As if not installed (only the module the panel imports: the toolbar's own teardown of
+    # this test's settings still needs the rest).
+    monkeypatch.setitem(sys.modules, "debug_toolbar.panels", None)
+    with pytest.raises(ImportError, match=r"pip install 'django-redis-pool\[debug-toolbar\]'"):
+        importlib.import_module("redis_pool.contrib.debug_toolbar")

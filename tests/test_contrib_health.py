@@ -348,3 +348,14 @@ def test_through_django_health_checks_view(redis_server: RedisServer) -> None:
     assert response.status_code == 500
     assert body["RedisPool(alias='probed')"].startswith("Warning: Redis pool 'probed' is near")
     assert body["AsyncRedisPool(alias='probed')"] == "OK"  # its own loop's pool is idle
+
+
+def test_without_the_extra_the_import_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.delitem(sys.modules, "redis_pool.contrib.health_check")
+    for name in [m for m in sys.modules if m == "health_check" or m.startswith("health_check.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'django-redis-pool\[health-check\]'"):
+        importlib.import_module("redis_pool.contrib.health_check")

@@ -37,7 +37,7 @@ try:
         ServiceUnavailable,
         ServiceWarning,
     )
-except ImportError as exc:  # pragma: no cover - exercised by the suite run without extras
+except ImportError as exc:
     raise ImportError(
         "redis_pool.contrib.health_check needs django-health-check 4.x: "
         "pip install 'django-redis-pool[health-check]'"

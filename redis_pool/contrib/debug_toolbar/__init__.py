@@ -13,7 +13,7 @@ from typing import Any
 
 try:
     from debug_toolbar.panels import Panel
-except ImportError as exc:  # pragma: no cover - exercised by the suite run without extras
+except ImportError as exc:
     raise ImportError(
         "redis_pool.contrib.debug_toolbar needs django-debug-toolbar: "
         "pip install 'django-redis-pool[debug-toolbar]'"
