@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:
     from health_check.base import HealthCheck  # type: ignore[import-untyped]
@@ -84,12 +86,46 @@ class RedisPool(HealthCheck):  # type: ignore[misc]  # django-health-check ships
     def run(self) -> None:
         stats = self._stats(lambda: _sync_pool_stats(self.alias))
         self._refuse_if_exhausted(stats)
+        with self._configured():
+            client = get_redis(self.alias)
         start = time.perf_counter()
         try:
-            get_redis(self.alias).ping()
+            self._ping(client)
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
         self._judge(stats, time.perf_counter() - start)
+
+    def _ping(self, client: Any) -> None:
+        """PING on a connection of the alias's pool, waiting at most ``timeout`` (or the
+        alias's ``socket_timeout``, if shorter) for the answer.
+
+        A thread cannot be cancelled: ``client.ping()`` would hold django-health-check's
+        worker thread, and so the response, for the whole ``socket_timeout`` (5 s by
+        default) even after the check has timed out.
+        """
+        pool = getattr(client, "connection_pool", None)
+        if pool is None:  # a Cluster alias: a pool per node, the client picks
+            client.ping()
+            return
+        connection = pool.get_connection()
+        try:
+            socket_timeout = getattr(connection, "socket_timeout", None)
+            bound = self.timeout.total_seconds()
+            if socket_timeout:
+                bound = min(bound, socket_timeout)
+            try:
+                connection.send_command("PING")
+            except RedisConnectionError:
+                # Dropped by the server while idle: retried once, as redis-py's client does.
+                connection.disconnect()
+                connection.send_command("PING")
+            if not connection.can_read(timeout=bound):
+                # Its late answer must not reach the next borrower.
+                connection.disconnect()
+                raise RedisTimeoutError(f"no PING answer within {bound * 1000:.0f} ms")
+            connection.read_response()
+        finally:
+            pool.release(connection)
 
     # -- shared by the sync and async checks --------------------------------------------
     @contextlib.contextmanager
@@ -126,6 +162,8 @@ class RedisPool(HealthCheck):  # type: ignore[misc]  # django-health-check ships
     def _unavailable(self, exc: BaseException) -> Any:
         if isinstance(exc, PoolExhaustedError):
             return ServiceUnavailable(str(exc))  # our own message: alias and limit only
+        if isinstance(exc, RedisTimeoutError) and str(exc).startswith("no PING answer"):
+            return ServiceUnavailable(f"Redis alias {self.alias!r}: {exc}.")  # ours
         # The class name only: a server's error text or an address may carry a user name.
         return ServiceUnavailable(f"Redis alias {self.alias!r}: {type(exc).__name__}.")
 
