@@ -87,6 +87,7 @@ class Recorder:
     ) -> None:
         seen, gauges = state
         name, key, args = command
+        alias = seen.alias if seen is not None else _alias_of(client)
         with self.lock:
             self.count += 1
             self.total += seconds
@@ -97,7 +98,7 @@ class Recorder:
                 return
             self.calls.append(
                 {
-                    "alias": seen.alias if seen is not None else _alias_of(client),
+                    "alias": alias,
                     "command": name,
                     "key": key,
                     "args": args,
