@@ -39,16 +39,17 @@ from redis.connection import ConnectionPool
 from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
 from redis.retry import Retry
 
-from redis_pool.conf import PoolConfig, default_client_name
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.defaults import default_client_name, hostname
+from redis_pool.config.keys import STANDALONE
 from redis_pool.leaks import scan
-from redis_pool.stats import PoolStats, hostname
+from redis_pool.stats import PoolStats
 
 logger = logging.getLogger("redis_pool.stats")
 
 SCHEMA = 1
 KEY_PREFIX = "redis_pool:stats:"
 STATS_CLIENT_PREFIX = "redis_pool_stats:"
-DEFAULT_PUBLISH_INTERVAL = 2.0
 # The publisher's own connection gives up fast: it runs beside the app, not for it.
 STATS_SOCKET_TIMEOUT = 1.0
 # Index members whose key expired this long ago (by the publisher's clock) are dropped;
@@ -59,11 +60,11 @@ REFUSED_BACKOFF_CAP = 60.0
 
 
 def publish_enabled(config: PoolConfig) -> bool:
-    return bool(config.options.get("publish_stats", True))
+    return config.publish_stats
 
 
 def publish_interval(config: PoolConfig) -> float:
-    return float(config.options.get("publish_interval") or DEFAULT_PUBLISH_INTERVAL)
+    return config.publish_interval
 
 
 def ttl_seconds(interval: float) -> float:
@@ -73,13 +74,13 @@ def ttl_seconds(interval: float) -> float:
 
 def wanted(config: PoolConfig) -> bool:
     """Does this alias need the monitor thread (publishing, or leak detection)?"""
-    return publish_enabled(config) or config.options.get("leak_detection_threshold") is not None
+    return publish_enabled(config) or config.leak_detection_threshold is not None
 
 
 def publishable(config: PoolConfig) -> bool:
     # Sentinel and Cluster aliases have no single server address in their kwargs; the
     # fleet view covers standalone servers (README: Pool statistics).
-    return publish_enabled(config) and getattr(config, "topology", "standalone") == "standalone"
+    return publish_enabled(config) and config.topology == STANDALONE
 
 
 def index_key(alias: str) -> str:
