@@ -43,7 +43,7 @@ from redis_pool.leaks import capture, note_late_return, scan
 from redis_pool.pools import InstrumentedPoolMixin, auth_failure
 from redis_pool.stats import Counters, PoolStats
 
-# conf.py resolves settings to redis-py's sync classes; these are their asyncio twins.
+# config/ resolves settings to redis-py's sync classes; these are their asyncio twins.
 _ASYNC_CONNECTION: dict[type[Any], type[Any]] = {
     sync_connection.Connection: async_connection.Connection,
     sync_connection.SSLConnection: async_connection.SSLConnection,

@@ -59,14 +59,6 @@ INDEX_GRACE_MS = 60_000
 REFUSED_BACKOFF_CAP = 60.0
 
 
-def publish_enabled(config: PoolConfig) -> bool:
-    return config.publish_stats
-
-
-def publish_interval(config: PoolConfig) -> float:
-    return config.publish_interval
-
-
 def ttl_seconds(interval: float) -> float:
     """How long a snapshot outlives its process: two missed publishes, plus a second."""
     return 2 * interval + 1
@@ -74,13 +66,13 @@ def ttl_seconds(interval: float) -> float:
 
 def wanted(config: PoolConfig) -> bool:
     """Does this alias need the monitor thread (publishing, or leak detection)?"""
-    return publish_enabled(config) or config.leak_detection_threshold is not None
+    return config.publish_stats or config.leak_detection_threshold is not None
 
 
 def publishable(config: PoolConfig) -> bool:
     # Sentinel and Cluster aliases have no single server address in their kwargs; the
     # fleet view covers standalone servers (README: Pool statistics).
-    return publish_enabled(config) and config.topology == STANDALONE
+    return config.publish_stats and config.topology == STANDALONE
 
 
 def index_key(alias: str) -> str:
@@ -116,7 +108,7 @@ def snapshot(alias: str, config: PoolConfig, stats: PoolStats, extra: list[PoolS
     """The JSON published for one alias of this process. Holds no secret: the address is
     the masked one, and nothing from the settings but the numbers shown."""
     data = stats.as_dict()
-    interval = publish_interval(config)
+    interval = config.publish_interval
     data.update(
         schema=SCHEMA,
         project=default_client_name(alias).split(":")[1],
@@ -223,7 +215,7 @@ class _Monitor:
                     delay = min(delay, max(0.05, counters.leak_limit / 4))
                 if publishable(config):
                     self._publish(alias, config, pool, force)
-                    delay = min(delay, max(0.05, publish_interval(config) / 2))
+                    delay = min(delay, max(0.05, config.publish_interval / 2))
                 else:
                     self._drop(alias)
             for alias in [a for a in self.publishers if a not in current]:
@@ -252,7 +244,7 @@ class _Monitor:
                 member=f"{host}:{self.pid}",
             )
             self.publishers[alias] = publisher
-        interval = publish_interval(config)
+        interval = config.publish_interval
         publisher.next_due = now + interval
         try:
             publisher.publish(snapshot(alias, config, stats, extra), ttl_seconds(interval))

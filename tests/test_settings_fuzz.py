@@ -188,7 +188,7 @@ def test_any_redis_pool_builds_pools_or_yields_check_errors(case: tuple[Any, str
         assert _leak_free(text, password), text
 
 
-# -- bugs found by fuzzing (owner: conf.py / pools.py) --------------------------------------
+# -- bugs found by fuzzing (owner: config/ and pools.py) ---------------------------------
 
 
 @pytest.mark.parametrize(
