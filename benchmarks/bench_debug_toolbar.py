@@ -76,7 +76,7 @@ def main() -> int:
     import redis
 
     django.setup()
-    from redis_pool.conf import parse_alias
+    from redis_pool.config.alias import parse_alias
     from redis_pool.contrib.debug_toolbar import recording
     from redis_pool.pools import build_pool
     from tests.redis_server import RedisServer

@@ -37,17 +37,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry as SyncRetry
 
 from redis_pool import monitor
-from redis_pool.conf import PoolConfig, default_client_name
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.defaults import default_client_name
+from redis_pool.config.keys import STANDALONE
+from redis_pool.exceptions import PoolExhaustedError
 from redis_pool.leaks import capture, note_late_return, scan
-from redis_pool.pools import (
-    InstrumentedPoolMixin,
-    PoolExhaustedError,
-    auth_failure,
-    leak_detection_threshold,
-)
+from redis_pool.pools import InstrumentedPoolMixin, auth_failure
 from redis_pool.stats import Counters, PoolStats
 
-# conf.py resolves settings to redis-py's sync classes; these are their asyncio twins.
+# config/ resolves settings to redis-py's sync classes; these are their asyncio twins.
 _ASYNC_CONNECTION: dict[type[Any], type[Any]] = {
     sync_connection.Connection: async_connection.Connection,
     sync_connection.SSLConnection: async_connection.SSLConnection,
@@ -121,7 +119,7 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
                 f"{where}['parser_class'] is {parser!r}, which has no redis.asyncio twin."
             )
         kwargs["parser_class"] = _ASYNC_PARSER[parser]
-    if "client_name" not in config.options:
+    if not config.client_name_set:
         # The parsed name carries the pid of the process that parsed settings; a pool is
         # built later, maybe in a forked child, which must name its own connections.
         kwargs["client_name"] = default_client_name(config.alias)
@@ -219,7 +217,7 @@ class AsyncInstrumentedPool:
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
         self.address = config.address
-        self._rp_leak_threshold = leak_detection_threshold(config)
+        self._rp_leak_threshold = config.leak_detection_threshold
         self.counters = Counters(self._rp_leak_threshold)
         self._rp_monitored = monitor.wanted(config)
         self._rp_waiters: deque[asyncio.Future[Any]] = deque()
@@ -436,7 +434,7 @@ class AsyncEntry:
 def build_async(config: PoolConfig) -> AsyncEntry:
     """The async client of one alias, for the running event loop. Objects only: no network."""
     topology = config.topology
-    if topology != "standalone":
+    if topology != STANDALONE:
         raise ImproperlyConfigured(
             f"REDIS_POOL[{config.alias!r}] is a {topology} alias: build_async() builds "
             "standalone aliases, redis_pool.aio.build_entry() builds every kind."

@@ -6,7 +6,9 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Warning
 
-from redis_pool.conf import conf, has_credentials, show, split_aliases
+from redis_pool.config.alias import split_aliases
+from redis_pool.config.secrets import has_credentials, show
+from redis_pool.config.settings import conf
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

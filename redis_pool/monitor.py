@@ -39,16 +39,17 @@ from redis.connection import ConnectionPool
 from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
 from redis.retry import Retry
 
-from redis_pool.conf import PoolConfig, default_client_name
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.defaults import default_client_name, hostname
+from redis_pool.config.keys import STANDALONE
 from redis_pool.leaks import scan
-from redis_pool.stats import PoolStats, hostname
+from redis_pool.stats import PoolStats
 
 logger = logging.getLogger("redis_pool.stats")
 
 SCHEMA = 1
 KEY_PREFIX = "redis_pool:stats:"
 STATS_CLIENT_PREFIX = "redis_pool_stats:"
-DEFAULT_PUBLISH_INTERVAL = 2.0
 # The publisher's own connection gives up fast: it runs beside the app, not for it.
 STATS_SOCKET_TIMEOUT = 1.0
 # Index members whose key expired this long ago (by the publisher's clock) are dropped;
@@ -58,14 +59,6 @@ INDEX_GRACE_MS = 60_000
 REFUSED_BACKOFF_CAP = 60.0
 
 
-def publish_enabled(config: PoolConfig) -> bool:
-    return bool(config.options.get("publish_stats", True))
-
-
-def publish_interval(config: PoolConfig) -> float:
-    return float(config.options.get("publish_interval") or DEFAULT_PUBLISH_INTERVAL)
-
-
 def ttl_seconds(interval: float) -> float:
     """How long a snapshot outlives its process: two missed publishes, plus a second."""
     return 2 * interval + 1
@@ -73,13 +66,13 @@ def ttl_seconds(interval: float) -> float:
 
 def wanted(config: PoolConfig) -> bool:
     """Does this alias need the monitor thread (publishing, or leak detection)?"""
-    return publish_enabled(config) or config.options.get("leak_detection_threshold") is not None
+    return config.publish_stats or config.leak_detection_threshold is not None
 
 
 def publishable(config: PoolConfig) -> bool:
     # Sentinel and Cluster aliases have no single server address in their kwargs; the
     # fleet view covers standalone servers (README: Pool statistics).
-    return publish_enabled(config) and getattr(config, "topology", "standalone") == "standalone"
+    return config.publish_stats and config.topology == STANDALONE
 
 
 def index_key(alias: str) -> str:
@@ -115,7 +108,7 @@ def snapshot(alias: str, config: PoolConfig, stats: PoolStats, extra: list[PoolS
     """The JSON published for one alias of this process. Holds no secret: the address is
     the masked one, and nothing from the settings but the numbers shown."""
     data = stats.as_dict()
-    interval = publish_interval(config)
+    interval = config.publish_interval
     data.update(
         schema=SCHEMA,
         project=default_client_name(alias).split(":")[1],
@@ -222,7 +215,7 @@ class _Monitor:
                     delay = min(delay, max(0.05, counters.leak_limit / 4))
                 if publishable(config):
                     self._publish(alias, config, pool, force)
-                    delay = min(delay, max(0.05, publish_interval(config) / 2))
+                    delay = min(delay, max(0.05, config.publish_interval / 2))
                 else:
                     self._drop(alias)
             for alias in [a for a in self.publishers if a not in current]:
@@ -251,7 +244,7 @@ class _Monitor:
                 member=f"{host}:{self.pid}",
             )
             self.publishers[alias] = publisher
-        interval = publish_interval(config)
+        interval = config.publish_interval
         publisher.next_due = now + interval
         try:
             publisher.publish(snapshot(alias, config, stats, extra), ttl_seconds(interval))

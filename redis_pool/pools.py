@@ -23,30 +23,16 @@ from time import monotonic, perf_counter
 from typing import Any
 
 from redis.connection import BlockingConnectionPool, ConnectionPool
-from redis.exceptions import AuthenticationError, MaxConnectionsError
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import monitor
-from redis_pool.conf import PoolConfig, default_client_name
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.defaults import default_client_name, hostname
+from redis_pool.exceptions import PoolExhaustedError
 from redis_pool.leaks import capture, note_late_return
-from redis_pool.stats import Counters, PoolStats, hostname
-
-
-class PoolExhaustedError(MaxConnectionsError):
-    """Every connection of an alias's pool is checked out (after waiting, if blocking)."""
-
-    def __init__(self, alias: str, limit: int, waited: float | None) -> None:
-        if waited is None:
-            how = "it is a plain pool ('pool_timeout': None), so it does not wait"
-        else:
-            how = f"no connection came free within pool_timeout={waited:g}s"
-        super().__init__(
-            f"Redis pool {alias!r} is exhausted: all {limit} connections (max_connections) "
-            f"are in use and {how}."
-        )
-        self.alias = alias
-        self.limit = limit
+from redis_pool.stats import Counters, PoolStats
 
 
 class _CountingSet(set[Any]):
@@ -339,11 +325,6 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
     return Instrumented
 
 
-def leak_detection_threshold(config: PoolConfig) -> float | None:
-    value = config.options.get("leak_detection_threshold")
-    return float(value) if value is not None else None
-
-
 def _fork_mark() -> mmap.mmap | None:
     """One byte that the kernel zeroes in every child process, whoever forks: a private
     page marked MADV_WIPEONFORK (Linux 4.14+). None where there is no such thing."""
@@ -393,9 +374,9 @@ class InstrumentedPoolMixin:
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
         self.address = config.address
-        self._rp_leak_threshold = leak_detection_threshold(config)
+        self._rp_leak_threshold = config.leak_detection_threshold
         self.counters = Counters(self._rp_leak_threshold)
-        self._rp_default_name = "client_name" not in config.options
+        self._rp_default_name = not config.client_name_set
         self._rp_monitored = monitor.wanted(config)
 
     def _checkpid(self, _mark: Any = _mark) -> None:

@@ -15,21 +15,12 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from redis_pool import topologies
-from redis_pool.conf import DEFAULT_ALIAS, PoolConfig, conf
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.keys import DEFAULT_ALIAS, STANDALONE
+from redis_pool.config.settings import conf
+from redis_pool.exceptions import AliasNotFound
 from redis_pool.pools import BlockingRedisPool, RedisPool, build_pool
 from redis_pool.stats import PoolStats
-
-
-class AliasNotFound(KeyError):
-    """``get_redis(alias)`` for an alias REDIS_POOL does not define."""
-
-    def __init__(self, alias: str, configured: list[str]) -> None:
-        listed = ", ".join(repr(a) for a in configured) or "none"
-        super().__init__(f"No Redis pool alias {alias!r} in REDIS_POOL; configured: {listed}.")
-        self.alias = alias
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass
@@ -182,7 +173,7 @@ def pool_stats(alias: str = DEFAULT_ALIAS) -> PoolStats:
 
 
 def _build(config: PoolConfig) -> Entry:
-    if config.topology != "standalone":
+    if config.topology != STANDALONE:
         topology = topologies.build(config)
         return Entry(config, topology.pool, None, topology)
     pool = build_pool(config)

@@ -9,7 +9,7 @@ from django.core.checks import Error, Warning
 from django.test import override_settings
 
 from redis_pool.checks import check_settings
-from redis_pool.conf import parse
+from redis_pool.config.alias import parse
 
 SECRET = "s3cr3t-pa55"
 

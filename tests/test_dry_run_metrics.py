@@ -44,7 +44,7 @@ settings.configure(
 )
 django.setup()  # builds the pools (no connection yet)
 from django.core.management import call_command
-from redis_pool.conf import conf
+from redis_pool.config.settings import conf
 
 for _ in range(3):
     conf.parsed()

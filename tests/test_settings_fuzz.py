@@ -25,7 +25,8 @@ from redis.connection import Connection, SSLConnection, UnixDomainSocketConnecti
 
 from redis_pool import AliasNotFound, get_pool, get_redis, registry
 from redis_pool.checks import check_settings
-from redis_pool.conf import known_keys, parse, split_aliases
+from redis_pool.config.alias import parse, split_aliases
+from redis_pool.config.keys import known_keys
 
 # Generated passwords are "PW" + uppercase letters and digits, and no other generated text
 # contains an uppercase letter: a password found in a message can only be a leak.
@@ -187,7 +188,7 @@ def test_any_redis_pool_builds_pools_or_yields_check_errors(case: tuple[Any, str
         assert _leak_free(text, password), text
 
 
-# -- bugs found by fuzzing (owner: conf.py / pools.py) --------------------------------------
+# -- bugs found by fuzzing (owner: config/ and pools.py) ---------------------------------
 
 
 @pytest.mark.parametrize(
