@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from io import StringIO
@@ -20,7 +21,7 @@ from django.test import override_settings
 
 from redis_pool import aio
 from redis_pool.checks import check_settings
-from tests.redis_server import LOOPBACK
+from tests.redis_server import LOOPBACK, RedisServer
 
 T = TypeVar("T")
 
@@ -66,6 +67,17 @@ def seconds_until(
     start = time.monotonic()
     wait_for(condition, timeout, what, retry_on=retry_on)
     return time.monotonic() - start
+
+
+def evidence(name: str, **figures: Any) -> None:
+    """Print measured figures as one ``EVIDENCE name {json}`` line (kept with ``-s``)."""
+    print(f"EVIDENCE {name} {json.dumps(figures, sort_keys=True)}")
+
+
+def connections_received(server: RedisServer) -> int:
+    """Connections the server ever accepted (each INFO asked here is one of them)."""
+    info = server.command("INFO", "stats").decode()
+    return int(re.search(r"total_connections_received:(\d+)", info)[1])  # type: ignore[index]
 
 
 def check_results(value: Any, **extra: Any) -> list[tuple[str, str, str | None]]:

@@ -15,9 +15,8 @@ from django.test import override_settings
 import redis_pool
 from redis_pool import get_pool
 
-# Internal: the settings parser's own key sets (see the report of issue 10's docs work: the
-# restructure should expose them as constants of the config layer).
-from redis_pool.conf import RESERVED_KEYS, known_keys
+# Internal: the settings parser's own key sets, constants of the config layer.
+from redis_pool.config.keys import RESERVED_KEYS, known_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

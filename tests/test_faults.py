@@ -31,8 +31,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import PoolExhaustedError, get_pool, get_redis, pool_stats
-from redis_pool.conf import default_retry
-from tests.helpers import http_get, seconds_until, wait_for
+from redis_pool.config.defaults import default_retry
+from tests.helpers import evidence, http_get, seconds_until, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,10 +44,6 @@ _RETRY = default_retry()
 RETRIES = _RETRY.get_retries()
 BACKOFF_BASE: float = _RETRY._backoff._base
 BACKOFF_CAP: float = _RETRY._backoff._cap
-
-
-def evidence(name: str, **figures: Any) -> None:
-    print(f"EVIDENCE {name} {json.dumps(figures, sort_keys=True)}")
 
 
 def ours(server: RedisServer) -> list[dict[str, str]]:

@@ -16,8 +16,8 @@ import pytest
 from django.test import override_settings
 
 from redis_pool import get_pool, get_redis, monitor, pool_stats
+from redis_pool.config.defaults import hostname
 from redis_pool.fleet import read_alias, read_fleet
-from redis_pool.stats import hostname
 from tests.helpers import PASSWORD, USER, in_child, wait_for
 from tests.redis_server import RedisServer, env_with
 

@@ -20,7 +20,7 @@ import pytest
 from django.test import override_settings
 
 from redis_pool import monitor
-from redis_pool.stats import hostname
+from redis_pool.config.defaults import hostname
 from tests.helpers import http_get, run_command, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 

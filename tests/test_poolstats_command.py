@@ -19,7 +19,7 @@ import pytest
 from django.test import override_settings
 
 from redis_pool import get_pool, get_redis, monitor, pool_stats
-from redis_pool.stats import hostname
+from redis_pool.config.defaults import hostname
 from tests.helpers import PASSWORD, USER, run_command, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 
@@ -367,7 +367,8 @@ def test_keys_an_acl_refuses_and_sentinel_aliases_are_notes_not_errors() -> None
     assert any(line.startswith("  server  Redis 7.0.15") for line in lines)
     default, ha = document["aliases"]
     assert (default["error"], default["processes"]) == (None, [])
-    assert default["server"]["connected_clients"] == 2  # pool + reader (publisher gave up)
+    # pool + publisher (a refusal keeps its healthy connection: issue 9 item 6) + reader
+    assert default["server"]["connected_clients"] == 3
     assert ha["error"] is None
     assert "sentinel alias" in ha["note"]
     assert USER not in out + json.dumps(document)
