@@ -80,7 +80,9 @@ async def same_results(client: redis.asyncio.Redis) -> list[Any]:
 
 @pytest.mark.parametrize("protocol", [2, 3])
 @pytest.mark.parametrize("decode", [False, True])
-def test_same_results_as_redis_asyncio(redis_server: RedisServer, protocol: int, decode: bool) -> None:
+def test_same_results_as_redis_asyncio(
+    redis_server: RedisServer, protocol: int, decode: bool
+) -> None:
     async def main() -> tuple[list[Any], list[Any]]:
         kwargs = {"protocol": protocol, "decode_responses": decode}
         plain = redis.asyncio.Redis(connection_pool=make_pool(redis_server, **kwargs))
@@ -128,10 +130,12 @@ def test_concurrent_tasks_share_one_connection_and_batch(redis_server: RedisServ
 
     stats = run(main)
     assert stats.commands == 64 * 50 * 2
-    assert stats.connections == 1 and stats.connects == 1
+    assert stats.connections == 1
+    assert stats.connects == 1
     assert stats.mean_batch > 8  # 64 tasks' commands go out together
     assert stats.in_flight == stats.queued == stats.waiting == 0
-    assert stats.dedicated_in_use == 0 and stats.dedicated_max == 8
+    assert stats.dedicated_in_use == 0
+    assert stats.dedicated_max == 8
     assert set(stats.as_dict()) >= {"connections", "in_flight", "batches", "mean_batch"}
 
 
@@ -169,7 +173,8 @@ def test_pipeline_goes_multiplexed_in_chunks_with_redis_py_results(
     assert [x for x in got if not isinstance(x, Exception)] == [
         x for x in expected if not isinstance(x, Exception)
     ]
-    assert stats.dedicated_in_use == 0 and stats.connects == 1
+    assert stats.dedicated_in_use == 0
+    assert stats.connects == 1
     assert stats.max_batch <= 128  # chunks of 64 queue for the 128 slots
 
 
@@ -287,19 +292,20 @@ def test_watch_prevents_lost_update(redis_server: RedisServer) -> None:
 
         result = await mux.transaction(increment, "counter")
         # The manual way: WATCH on a non-transactional pipeline.
-        with pytest.raises(WatchError):
-            async with mux.pipeline(transaction=False) as pipe:
-                await pipe.watch("counter")
-                await mux.set("counter", 5)
-                pipe.multi()
-                pipe.set("counter", 6)
+        async with mux.pipeline(transaction=False) as pipe:
+            await pipe.watch("counter")
+            await mux.set("counter", 5)
+            pipe.multi()
+            pipe.set("counter", 6)
+            with pytest.raises(WatchError):
                 await pipe.execute()
         final = int(await mux.get("counter"))
         await close(mux)
         return result, attempts, final
 
     result, attempts, final = run(main)
-    assert result == [True] and attempts == 2
+    assert result == [True]
+    assert attempts == 2
     assert final == 5
 
 
@@ -321,7 +327,8 @@ def test_select_does_not_switch_others_db(redis_server: RedisServer) -> None:
     after, blpop, name = run(main)
     assert after == b"db0"
     assert blpop is not None
-    assert name != b"renamed" and name != "renamed"
+    assert name != b"renamed"
+    assert name != "renamed"
 
 
 def test_pubsub_and_monitor_use_dedicated_connections(redis_server: RedisServer) -> None:
@@ -382,7 +389,7 @@ def test_probe_is_served_during_a_huge_pipeline(redis_server: RedisServer) -> No
     async def main() -> tuple[bool, int]:
         mux = MultiplexedRedis(make_pool(redis_server), max_in_flight=256, pipeline_chunk=64)
         pipe = mux.pipeline(transaction=False)
-        for i in range(20_000):
+        for _i in range(20_000):
             pipe.incr("burst")
         burst = asyncio.create_task(pipe.execute())
         await asyncio.sleep(0)  # the burst is queued and started
@@ -437,11 +444,15 @@ def test_with_the_alias_async_pool(redis_server: RedisServer) -> None:
         mux = MultiplexedRedis(pool)
         await asyncio.gather(*(mux.incr("aliased") for _ in range(100)))
         stats = mux.stats()
-        named = [c for c in redis_server.clients_named("redis_pool:") if str(os.getpid()) in c["name"]]
+        named = [
+            c for c in redis_server.clients_named("redis_pool:") if str(os.getpid()) in c["name"]
+        ]
         await mux.aclose()
         return stats, len(named)
 
     stats, named = run(main)
-    assert stats.alias == "default" and stats.address
-    assert stats.commands == 100 and stats.connections == 1
+    assert stats.alias == "default"
+    assert stats.address
+    assert stats.commands == 100
+    assert stats.connections == 1
     assert named == 1  # the shared connection carries the alias's client name
