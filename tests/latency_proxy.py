@@ -21,53 +21,75 @@ from typing import Any
 LOOPBACK = "127.0.0.1"
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    loop = asyncio.get_running_loop()
-    queue: deque[tuple[float, bytes]] = deque()
-    ready = asyncio.Event()
-    eof = False
+class _Delayed(asyncio.Protocol):
+    """One direction's receiving end: what arrives is written to ``peer`` ``delay``
+    seconds later, in order (one timer per direction, re-armed for the oldest chunk)."""
 
-    async def send() -> None:
-        while True:
-            while not queue:
-                if eof:
-                    return
-                ready.clear()
-                await ready.wait()
-            due, data = queue.popleft()
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            writer.write(data)
-            await writer.drain()
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.peer: asyncio.Transport | None = None
+        self.transport: asyncio.Transport | None = None
+        self.queue: deque[tuple[float, bytes]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.loop = asyncio.get_running_loop()
 
-    sender = asyncio.create_task(send())
-    try:
-        while data := await reader.read(65536):
-            queue.append((loop.time() + delay, data))
-            ready.set()
-    except OSError:
-        pass
-    eof = True
-    ready.set()
-    with contextlib.suppress(OSError):
-        await sender
-    writer.close()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.delay <= 0 and not self.queue:
+            if self.peer is not None:
+                self.peer.write(data)
+            return
+        self.queue.append((self.loop.time() + self.delay, data))
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.queue[0][0], self._release)
+
+    def _release(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        out = []
+        while self.queue and self.queue[0][0] <= now:
+            out.append(self.queue.popleft()[1])
+        if out and self.peer is not None and not self.peer.is_closing():
+            self.peer.write(b"".join(out))
+        if self.queue:
+            self.timer = self.loop.call_at(self.queue[0][0], self._release)
+        elif self.closed and self.peer is not None:
+            self.peer.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.queue and self.timer is None and self.peer is not None:
+            self.peer.close()
 
 
 async def _serve(target_port: int, delay: float) -> None:
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            server_r, server_w = await asyncio.open_connection(LOOPBACK, target_port)
-        except OSError:
-            client_w.close()
-            return
-        await asyncio.gather(
-            _pump(client_r, server_w, delay), _pump(server_r, client_w, delay),
-            return_exceptions=True,
-        )  # fmt: skip
+    loop = asyncio.get_running_loop()
+    dialing: set[asyncio.Task[None]] = set()
 
-    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    class Inbound(_Delayed):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            transport.pause_reading()  # type: ignore[attr-defined]
+            task = loop.create_task(self.dial(transport))  # type: ignore[arg-type]
+            dialing.add(task)
+            task.add_done_callback(dialing.discard)
+
+        async def dial(self, client: asyncio.Transport) -> None:
+            try:
+                server, outbound = await loop.create_connection(
+                    lambda: _Delayed(delay), LOOPBACK, target_port
+                )
+            except OSError:
+                client.close()
+                return
+            outbound.peer = client
+            self.peer = server
+            client.resume_reading()
+
+    server = await loop.create_server(lambda: Inbound(delay), LOOPBACK, 0)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
     async with server:
