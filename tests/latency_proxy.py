@@ -1,11 +1,12 @@
-"""A loopback TCP proxy that delays every byte by a fixed time each way: a network round
-trip on one machine. Runs as its own process, so that its CPU is not the client's:
+"""A loopback TCP proxy that delays every reply byte by a fixed time: a network round trip
+on one machine. Runs as its own process, so that its CPU is not the client's:
 
-    python -m tests.latency_proxy TARGET_PORT DELAY_MS   (prints its port, then serves)
+    python -m tests.latency_proxy TARGET_PORT DELAY_MS [PORT]   (prints its port, serves)
 
-``LatencyProxy(target_port, delay_ms)`` starts and stops one from Python. The delay is
-added in each direction (a round trip gains twice ``delay_ms``); order is preserved.
-127.0.0.1 only.
+``LatencyProxy(target_port, delay_ms)`` starts and stops one from Python. The whole
+delay is added on the way back (server to client), so a round trip gains ``delay_ms``:
+split in two halves, each would be rounded up to epoll's 1 ms resolution. Order is
+preserved. 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class _Delayed(asyncio.Protocol):
             self.peer.close()
 
 
-async def _serve(target_port: int, delay: float) -> None:
+async def _serve(target_port: int, delay: float, listen_port: int = 0) -> None:
     loop = asyncio.get_running_loop()
     dialing: set[asyncio.Task[None]] = set()
 
@@ -81,7 +82,7 @@ async def _serve(target_port: int, delay: float) -> None:
             try:
                 server, outbound = await loop.create_connection(
                     lambda: _Delayed(delay), LOOPBACK, target_port
-                )
+                )  # replies are delayed; requests (Inbound(0)) pass at once
             except OSError:
                 client.close()
                 return
@@ -89,7 +90,7 @@ async def _serve(target_port: int, delay: float) -> None:
             self.peer = server
             client.resume_reading()
 
-    server = await loop.create_server(lambda: Inbound(delay), LOOPBACK, 0)
+    server = await loop.create_server(lambda: Inbound(0), LOOPBACK, listen_port)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
     async with server:
@@ -99,11 +100,11 @@ async def _serve(target_port: int, delay: float) -> None:
 class LatencyProxy:
     """A proxy process in front of ``127.0.0.1:target_port``."""
 
-    def __init__(self, target_port: int, delay_ms: float) -> None:
+    def __init__(self, target_port: int, delay_ms: float, port: int = 0) -> None:
         self.target_port = target_port
         self.delay_ms = delay_ms
         self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
+        self.port = port  # 0: a free one
 
     @property
     def url(self) -> str:
@@ -115,7 +116,7 @@ class LatencyProxy:
         root = Path(__file__).resolve().parent.parent
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.latency_proxy", str(self.target_port),
-             str(self.delay_ms)],
+             str(self.delay_ms), str(self.port)],
             cwd=root, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             preexec_fn=die_with_parent,
         )  # fmt: skip
@@ -144,8 +145,9 @@ class LatencyProxy:
 
 def main() -> None:
     target_port, delay_ms = int(sys.argv[1]), float(sys.argv[2])
+    listen_port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(target_port, delay_ms / 1000))
+        asyncio.run(_serve(target_port, delay_ms / 1000, listen_port))
 
 
 if __name__ == "__main__":

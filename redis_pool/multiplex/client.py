@@ -7,6 +7,7 @@ client was given, exactly as a plain ``redis.asyncio.Redis`` on that pool would 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 
@@ -141,8 +142,10 @@ class MultiplexedPipeline(Pipeline):
                 [(args, NEVER_DECODE in options) for args, options in stack],
                 client.pipeline_chunk,
             )
-            response = []
+            response: list[Any] = []
             for (args, options), reply in zip(stack, replies, strict=True):
+                if len(response) % 1024 == 1023:
+                    await asyncio.sleep(0)  # let other tasks run during a huge pipeline
                 if isinstance(reply, ResponseError) and EMPTY_RESPONSE not in options:
                     response.append(reply)  # kept in place, as redis-py's pipeline does
                     continue

@@ -85,7 +85,7 @@ class MultiplexedConnection:
         self._pending: deque[_Request] = deque()
         self._flush_scheduled = False
         self._idle: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._progress = 0.0
 
     def _make(self) -> Any:
@@ -139,6 +139,8 @@ class MultiplexedConnection:
             part = commands[start : start + chunk]
             raws = tuple(raw for _, raw in part)
             parts.append((packer.pack_commands([args for args, _ in part]), raws))
+            if len(parts) % 8 == 0:
+                await asyncio.sleep(0)  # a huge pipeline must not hold the loop while packing
         futures: list[asyncio.Future[Any]] = []
         try:
             for packed, raws in parts:
@@ -287,7 +289,7 @@ class MultiplexedConnection:
             error = RedisConnectionError(f"Error while reading from {conn._host_error()}: {exc}")
         self._drop(conn, error)
 
-    def _check_stall(self) -> None:
+    def _check_stall(self, confirm: bool = False) -> None:
         self._timer = None
         conn = self._conn
         if conn is None or not self._pending or self._timeout is None:
@@ -296,6 +298,12 @@ class MultiplexedConnection:
         deadline = self._progress + self._timeout
         if self._loop.time() < deadline:
             self._timer = self._loop.call_at(deadline, self._check_stall)
+            return
+        if not confirm:
+            # A loop blocked by other code makes every deadline pass at once, with the
+            # replies already received: the reader, woken in this iteration, runs before
+            # a callback scheduled now, so look again after it.
+            self._timer = self._loop.call_soon(self._check_stall, True)
             return
         self.timeouts += 1
         self._drop(conn, RedisTimeoutError(f"Timeout reading from {conn._host_error()}"))
