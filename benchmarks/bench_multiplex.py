@@ -1,13 +1,14 @@
 """The multiplexed client against pools: tasks looping SET+GET, and its fairness,
 cancellation and fault figures.
 
-    .venv/bin/python benchmarks/bench_multiplex.py [--seconds 2] [--tasks 1,16,64,256]
-        [--rtt 0,1] [--sections loops,fairness,cancel,faults] [--json PATH]
+    .venv/bin/python benchmarks/bench_multiplex.py [--seconds 2] [--rounds 1]
+        [--tasks 1,16,64,256] [--rtt 0,1] [--sections loops,fairness,cancel,faults] [--json PATH]
 
 Starts its own redis-server on a free loopback port and, for RTT 1 ms, a delaying proxy
 process in front of it (tests/latency_proxy.py: replies delayed 1 ms). RTT 0 is direct.
 One process, one event loop, one run; the clients of a cell run one after another for
-``--seconds`` each after a short warm-up. Per cell: commands/s, this process's CPU per
+``--seconds`` each after a short warm-up, ``--rounds`` times in alternating order (the
+median is reported). Per cell: commands/s, this process's CPU per
 command (``time.process_time``, so neither redis-server nor the proxy), and the server
 connections the client held at the end of the cell.
 
@@ -123,17 +124,43 @@ async def section_loops(
     except ImportError:
         have_coredis = False
     results: dict[str, Any] = {}
+    names = [name for name in CLIENTS if have_coredis or name != "coredis"]
     for rtt, (alias, url) in targets.items():
         for tasks in args.tasks:
-            row: dict[str, Any] = {}
-            for name in CLIENTS:
-                if name == "coredis" and not have_coredis:
-                    row[name] = None
-                    continue
-                row[name] = await cell(name, alias, url, server, tasks, args.seconds)
-                print(f"rtt={rtt}ms tasks={tasks} {name}: {row[name]}", flush=True)
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+            for round_ in range(args.rounds):
+                # Alternate the order, so drift within a round favours nobody.
+                for name in names if round_ % 2 == 0 else names[::-1]:
+                    figures = await cell(name, alias, url, server, tasks, args.seconds)
+                    runs[name].append(figures)
+                    print(f"rtt={rtt}ms tasks={tasks} {name}: {figures}", flush=True)
+            row: dict[str, Any] = {name: median_of(runs[name]) for name in names}
+            if not have_coredis:
+                row["coredis"] = None
             results[f"{rtt}ms/{tasks}"] = row
     return {"cells": results, "coredis": have_coredis}
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def markdown(cells: dict[str, Any]) -> str:
+    """The loops table: commands/s (CPU µs per command, server connections)."""
+    lines = [
+        "| RTT / tasks | " + " | ".join(CLIENTS) + " | mux / redis-py 8 | mux / ours 64 |",
+        "|---|" + "---:|" * (len(CLIENTS) + 2),
+    ]
+    for key, row in cells.items():
+        shown = [
+            "n/a" if row.get(name) is None
+            else f"{row[name]['ops']:,.0f} ({row[name]['cpu_us']:.0f} µs, {row[name]['conns']:.0f})"
+            for name in CLIENTS
+        ]  # fmt: skip
+        mux = row["multiplexed"]["ops"]
+        ratios = [f"{mux / row[base]['ops']:.1f}x" for base in ("redis-py pool 8", "ours pool 64")]
+        lines.append(f"| {key} | " + " | ".join(shown + ratios) + " |")
+    return "\n".join(lines)
 
 
 async def section_fairness(targets: dict[int, tuple[str, str]]) -> dict[str, Any]:
@@ -262,7 +289,11 @@ def configure(targets: dict[int, tuple[str, str]]) -> None:
 
     settings.configure(
         INSTALLED_APPS=["redis_pool"],
-        REDIS_POOL={alias: {"url": url, "max_connections": 64} for alias, url in targets.values()},
+        # pool_timeout: 256 tasks queue for 64 connections longer than the default 2 s
+        REDIS_POOL={
+            alias: {"url": url, "max_connections": 64, "pool_timeout": 60}
+            for alias, url in targets.values()
+        },
     )
     import django
 
@@ -290,6 +321,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ints: Callable[[str], list[int]] = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="measured time per cell")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds per cell (median)")
     parser.add_argument("--tasks", type=ints, default=[1, 16, 64, 256], help="task counts")
     parser.add_argument("--rtt", type=ints, default=[0, 1], help="round trips in ms: 0, 1")
     parser.add_argument(
@@ -309,6 +341,8 @@ def main() -> None:
         finally:
             if proxy is not None:
                 proxy.stop()
+    if "loops" in out:
+        print(markdown(out["loops"]["cells"]))
     text = json.dumps(out, indent=1)
     if args.json:
         args.json.write_text(text + "\n")

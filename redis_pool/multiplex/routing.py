@@ -20,13 +20,13 @@ _BLOCKING = frozenset(
         "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
         "WAIT", "WAITAOF", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "MONITOR",
         "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
-        "SUNSUBSCRIBE", "SYNC", "PSYNC", "REPLCONF",
+        "SUNSUBSCRIBE", "SYNC", "PSYNC", "REPLCONF", "HIMPORT",
     }
 )  # fmt: skip
 # Change the connection's state: run on a connection of the pool that is then closed,
 # so the change cannot outlive the call and reach an unrelated later command.
 _STATEFUL = frozenset(
-    {"SELECT", "AUTH", "HELLO", "RESET", "QUIT", "READONLY", "READWRITE", "ASKING", "HIMPORT"}
+    {"SELECT", "AUTH", "HELLO", "RESET", "QUIT", "READONLY", "READWRITE", "ASKING"}
 )
 _STATEFUL_CLIENT = frozenset(
     {"TRACKING", "REPLY", "SETNAME", "SETINFO", "CACHING", "NO-EVICT", "NO-TOUCH"}
