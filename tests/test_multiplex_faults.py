@@ -264,3 +264,44 @@ def test_aclose_fails_waiting_commands_and_reopens(redis_server: RedisServer) ->
     results, again = run(main)
     assert all(isinstance(r, RedisConnectionError) for r in results)
     assert again is True
+
+
+def test_a_blocked_loop_is_not_a_stalled_server(redis_server: RedisServer) -> None:
+    """Replies that arrived while other code held the loop past socket_timeout are read,
+    not failed as a timeout."""
+
+    async def main() -> tuple[list[Any], int]:
+        mux = mux_for(redis_server.url, socket_timeout=0.2)
+        await mux.ping()
+        calls = [asyncio.create_task(mux.incr("blocked")) for _ in range(10)]
+        await asyncio.sleep(0)  # queued
+        await asyncio.sleep(0)  # written
+        time.sleep(0.5)  # someone's CPU-bound code holds the loop
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        timeouts = mux.stats().timeouts
+        await close(mux)
+        return results, timeouts
+
+    results, timeouts = run(main)
+    assert sorted(results) == list(range(1, 11))
+    assert timeouts == 0
+
+
+def test_connect_failure_fails_queued_commands_without_secrets() -> None:
+    with RedisServer(password="s3cret-pw") as server:
+        wrong = f"redis://:wrong-pw-123@127.0.0.1:{server.port}/0"
+
+        async def main() -> list[Any]:
+            mux = mux_for(wrong)
+            results = await asyncio.gather(
+                *(mux.get("x") for _ in range(5)), return_exceptions=True
+            )
+            assert mux.stats().connections == 0
+            await close(mux)
+            return results
+
+        results = run(main)
+    for result in results:
+        assert isinstance(result, RedisConnectionError)  # AuthenticationError is one
+        assert "wrong-pw-123" not in repr(result)
+        assert "s3cret-pw" not in repr(result)

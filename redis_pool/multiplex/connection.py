@@ -224,12 +224,14 @@ class MultiplexedConnection:
             self._connecting = self._loop.create_task(self._connect())
 
     async def _connect(self) -> None:
-        conn = self._make()
+        conn = None
         try:
+            conn = self._make()
             await conn.connect()  # redis-py's handshake, under the pool's retry policy
         except BaseException as exc:
             self._connecting = None
-            conn._close()
+            if conn is not None:
+                conn._close()
             if isinstance(exc, Exception):
                 self._fail_queue(exc)
                 return
