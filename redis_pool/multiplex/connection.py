@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -370,6 +371,7 @@ class MultiplexedConnection:
             address = f"{kwargs['host']}:{kwargs.get('port', 6379)}"
         return MultiplexStats(
             alias=getattr(pool, "alias", None),
+            pid=os.getpid(),
             address=address,
             connections=int(self._conn is not None),
             connects=self.connects,

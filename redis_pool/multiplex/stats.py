@@ -11,6 +11,7 @@ class MultiplexStats:
     """One multiplexed client (one alias on one event loop) at one moment."""
 
     alias: str | None
+    pid: int
     address: str | None
     connections: int  # shared connections open now (0 or 1)
     connects: int  # times the shared connection was opened (reconnects included)
