@@ -218,7 +218,7 @@ def test_redis_restarted_mid_traffic_recovers(fresh_server: RedisServer) -> None
     assert seen["errors"] > 0
     assert seen["ok"] > 0
     assert seen["first_ok_after_restart"] is not None
-    assert seen["first_ok_after_restart"] < 1.0
+    assert seen["first_ok_after_restart"] < 3.0
     assert seen["connects"] >= 2
     assert seen["in_flight"] == 0
 
