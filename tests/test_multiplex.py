@@ -515,3 +515,46 @@ def test_aclose_while_connecting_fails_the_queue() -> None:
 
     results = run(main)
     assert all(isinstance(r, RedisConnectionError) for r in results), results
+
+
+@pytest.mark.parametrize("parser", ["hiredis", "python"])
+def test_resp3_push_messages_between_replies(redis_server: RedisServer, parser: str) -> None:
+    """Invalidation pushes redirected to the shared connection arrive between its replies;
+    redis-py's parser consumes them and every caller still gets its own reply."""
+    from redis._parsers import _AsyncRESP3Parser
+
+    async def main() -> tuple[int, int]:
+        extra: dict[str, Any] = {"protocol": 3}
+        if parser == "python":
+            extra["parser_class"] = _AsyncRESP3Parser
+        mux = MultiplexedRedis(make_pool(redis_server, **extra))
+        shared_id = await mux.client_id()
+        conn_parser = mux.multiplexed._conn._parser
+        pushes: list[Any] = []
+        seen = conn_parser.handle_push_response
+
+        async def counting(response: Any, **kwargs: Any) -> Any:
+            pushes.append(response)
+            return await seen(response, **kwargs)
+
+        conn_parser.handle_push_response = counting
+        tracker = redis.asyncio.Redis.from_url(
+            redis_server.url, protocol=3, single_connection_client=True
+        )
+        await tracker.client_tracking_on(clientid=shared_id, bcast=True)
+        wrong = 0
+
+        async def one(i: int) -> None:
+            nonlocal wrong
+            for round_ in range(5):  # each batch's writes trigger pushes before its reads
+                await mux.set(f"t{i}", f"{round_}:{i}")
+                wrong += await mux.get(f"t{i}") != f"{round_}:{i}".encode()
+
+        await asyncio.gather(*(one(i) for i in range(50)))
+        await tracker.aclose()
+        await close(mux)
+        return wrong, len(pushes)
+
+    wrong, pushes = run(main)
+    assert wrong == 0
+    assert pushes >= 5  # the pushes really came through the shared connection
