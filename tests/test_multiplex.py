@@ -529,7 +529,7 @@ def test_resp3_push_messages_between_replies(redis_server: RedisServer, parser: 
             extra["parser_class"] = _AsyncRESP3Parser
         mux = MultiplexedRedis(make_pool(redis_server, **extra))
         shared_id = await mux.client_id()
-        conn_parser = mux.multiplexed._conn._parser
+        conn_parser = mux.multiplexed.connection._parser
         pushes: list[Any] = []
         seen = conn_parser.handle_push_response
 

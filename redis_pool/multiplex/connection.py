@@ -362,6 +362,12 @@ class MultiplexedConnection:
     def connected(self) -> bool:
         return self._conn is not None
 
+    @property
+    def connection(self) -> Any:
+        """The redis-py connection in use now, or None (for a fork handler that must close
+        the child's copy of its socket)."""
+        return self._conn
+
     def stats(self) -> MultiplexStats:
         """A snapshot of the counters; no I/O, no lock."""
         pool = self.pool
