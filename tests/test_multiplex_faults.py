@@ -305,3 +305,38 @@ def test_connect_failure_fails_queued_commands_without_secrets() -> None:
         assert isinstance(result, RedisConnectionError)  # AuthenticationError is one
         assert "wrong-pw-123" not in repr(result)
         assert "s3cret-pw" not in repr(result)
+
+
+def test_reconnect_follows_the_pools_retry_policy(fresh_server: RedisServer) -> None:
+    """The server is down when the command comes; the pool's retry policy (4 tries, 0.25 s
+    apart) reconnects once it is back, and the command succeeds instead of failing."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ConstantBackoff
+
+    port = fresh_server.port
+    fresh_server.kill()
+    replacement = RedisServer(port=port)
+
+    async def main() -> tuple[Any, float]:
+        loop = asyncio.get_running_loop()
+
+        async def restart_later() -> None:
+            await asyncio.sleep(0.4)
+            # An executor thread: it outlives the start (the server dies with its thread).
+            await loop.run_in_executor(None, replacement.start)
+
+        mux = mux_for(fresh_server.url, retry=Retry(ConstantBackoff(0.25), 4))
+        start = time.monotonic()
+        restarting = asyncio.create_task(restart_later())
+        value = await mux.incr("after-retry")
+        took = time.monotonic() - start
+        await restarting
+        await close(mux)
+        return value, took
+
+    try:
+        value, took = run(main)
+    finally:
+        replacement.cleanup()
+    assert value == 1
+    assert 0.4 <= took < 2.0
