@@ -100,7 +100,7 @@ def test_broken_connection_fails_in_flight_promptly_and_reconnects(
     redis_server: RedisServer,
 ) -> None:
     async def main() -> tuple[list[Any], float, Any, int]:
-        proxy = LatencyProxy(redis_server.port, delay_ms=200).start()
+        proxy = LatencyProxy(redis_server.port, delay_ms=1000).start()
         mux = mux_for(proxy.url)
         await mux.ping()
         loop = asyncio.get_running_loop()
@@ -118,7 +118,7 @@ def test_broken_connection_fails_in_flight_promptly_and_reconnects(
 
     results, took, after, connects = run(main)
     assert all(isinstance(r, RedisConnectionError) for r in results), results
-    assert took < 0.2  # at once, not when the 200 ms replies were due, nor a timeout
+    assert took < 0.8  # at once, not when the replies were due (1 s), nor a timeout
     assert after == 51  # the 50 lost replies' commands had run: failed is not "not run"
     assert connects == 2
 
@@ -156,11 +156,11 @@ def test_socket_timeout_is_per_reply_not_per_batch(redis_server: RedisServer) ->
     """A long stream of replies that keeps arriving never times out as a whole."""
 
     async def main() -> tuple[int, float]:
-        mux = mux_for(redis_server.url, socket_timeout=0.2)
+        mux = mux_for(redis_server.url, socket_timeout=0.4)
         loop = asyncio.get_running_loop()
         start = loop.time()
         done = 0
-        while loop.time() - start < 0.6:  # three socket_timeouts of steady traffic
+        while loop.time() - start < 1.2:  # three socket_timeouts of steady traffic
             pipe = mux.pipeline(transaction=False)
             for _ in range(2000):
                 pipe.incr("steady")
@@ -171,7 +171,7 @@ def test_socket_timeout_is_per_reply_not_per_batch(redis_server: RedisServer) ->
         return done, took
 
     done, took = run(main)
-    assert took > 0.6
+    assert took > 1.2
     assert done >= 2000
 
 
