@@ -558,3 +558,22 @@ def test_resp3_push_messages_between_replies(redis_server: RedisServer, parser: 
     wrong, pushes = run(main)
     assert wrong == 0
     assert pushes >= 5  # the pushes really came through the shared connection
+
+
+def test_lock_and_scripts_through_the_shared_connection(redis_server: RedisServer) -> None:
+    async def main() -> tuple[bool, Any, Any, MultiplexStats]:
+        mux = MultiplexedRedis(make_pool(redis_server))
+        async with mux.lock("the-lock", timeout=5) as lock:
+            owned = await lock.owned()
+            await lock.extend(2)
+        after = await mux.get("the-lock")
+        echo = await mux.register_script("return ARGV[1]")(args=["x"])
+        stats = mux.stats()
+        await close(mux)
+        return owned, after, echo, stats
+
+    owned, after, echo, stats = run(main)
+    assert owned is True
+    assert after is None
+    assert echo == b"x"
+    assert stats.dedicated_in_use == 0
