@@ -35,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry as SyncRetry
 
 from redis_pool import monitor
+from redis_pool.blocking import BLOCKING_COMMANDS, NOT_BLOCKING, keepalive_defaults, reply_timeout
 from redis_pool.conf import PoolConfig, default_client_name
 from redis_pool.leaks import capture, note_late_return, scan
 from redis_pool.pools import (
@@ -136,6 +137,37 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
         _rp_out: float | None = None
         _rp_stack: Any = None
         _rp_alias: str | None = None
+        _rp_raised = False  # socket_timeout is a blocking command's, not ours
+        _rp_socket_timeout: float | None = None
+        socket_timeout: float | None  # redis-py's, set in __init__
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            keepalive_defaults(self, kwargs)
+
+        async def send_command(self, *args: Any, **kwargs: Any) -> None:
+            if self._rp_raised:
+                self._rp_restore()
+            await super().send_command(*args, **kwargs)
+            if args[0] in BLOCKING_COMMANDS:
+                # redis.asyncio reads a reply with socket_timeout as its deadline: for a
+                # blocking command that is the block time plus grace, or no deadline for
+                # a block forever (blocking.py), until the next command.
+                timeout = reply_timeout(args, self.socket_timeout)
+                if timeout is not NOT_BLOCKING:
+                    self._rp_socket_timeout = self.socket_timeout
+                    self.socket_timeout = timeout
+                    self._rp_raised = True
+
+        def pack_commands(self, commands: Any) -> Any:
+            # A pipeline sends without send_command(): its replies get socket_timeout.
+            if self._rp_raised:
+                self._rp_restore()
+            return super().pack_commands(commands)
+
+        def _rp_restore(self) -> None:
+            self._rp_raised = False
+            self.socket_timeout = self._rp_socket_timeout
 
         async def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
             try:
@@ -156,6 +188,8 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
             self._rp_open = True
 
         def _rp_closed(self) -> None:
+            if self._rp_raised:  # a reconnect's handshake must have socket_timeout
+                self._rp_restore()
             if self._rp_open and self._writer is None:
                 self._rp_open = False
                 if self._rp_counters is not None:

@@ -26,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import monitor
+from redis_pool.blocking import BLOCKING_COMMANDS, NOT_BLOCKING, keepalive_defaults, reply_timeout
 from redis_pool.conf import PoolConfig, default_client_name
 from redis_pool.leaks import capture, note_late_return
 from redis_pool.stats import Counters, PoolStats, hostname
@@ -227,6 +228,34 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
         _rp_stack: Any = None
         _rp_reported: float | None = None
         _rp_alias: str | None = None
+        _rp_raised = False  # the socket's timeout is a blocking command's, not ours
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            keepalive_defaults(self, kwargs)
+
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            if self._rp_raised:
+                self._rp_restore()
+            super().send_command(*args, **kwargs)
+            if args[0] in BLOCKING_COMMANDS:
+                # The reply comes when the block time is over: read it with the block
+                # time plus grace, or with no deadline for a block forever (blocking.py).
+                timeout = reply_timeout(args, self.socket_timeout)
+                if timeout is not NOT_BLOCKING and self._sock is not None:
+                    self._sock.settimeout(timeout)
+                    self._rp_raised = True
+
+        def pack_commands(self, commands: Any) -> Any:
+            # A pipeline sends without send_command(): its replies get socket_timeout.
+            if self._rp_raised:
+                self._rp_restore()
+            return super().pack_commands(commands)
+
+        def _rp_restore(self) -> None:
+            self._rp_raised = False
+            if self._sock is not None:
+                self._sock.settimeout(self.socket_timeout)
 
         def on_connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
             try:
