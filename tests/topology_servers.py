@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,7 +22,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.redis_server import LOOPBACK, RedisServer, free_port, redis_server_binary
+from tests.redis_server import (
+    LOOPBACK,
+    RedisServer,
+    free_port,
+    redis_cli_binary,
+    redis_server_binary,
+)
 
 SERVICE = "mymaster"
 
@@ -196,9 +201,7 @@ class ClusterSetup:
         try:
             for node in self.nodes:
                 node.start()
-            redis_cli = shutil.which("redis-cli")
-            if redis_cli is None:
-                raise RuntimeError("redis-cli is not on PATH (apt-get install redis-tools)")
+            redis_cli = redis_cli_binary()
             subprocess.run(
                 [
                     redis_cli, "--cluster", "create",
