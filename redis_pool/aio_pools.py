@@ -39,9 +39,11 @@ from redis_pool.blocking import BLOCKING_COMMANDS, NOT_BLOCKING, keepalive_defau
 from redis_pool.conf import PoolConfig, default_client_name
 from redis_pool.leaks import capture, note_late_return, scan
 from redis_pool.pools import (
+    DIRECT_ALIAS,
     InstrumentedPoolMixin,
     PoolExhaustedError,
     auth_failure,
+    direct_address,
     leak_detection_threshold,
 )
 from redis_pool.stats import Counters, PoolStats
@@ -245,6 +247,28 @@ class AsyncInstrumentedPool:
         self.counters = Counters(self._rp_leak_threshold)
         self._rp_monitored = monitor.wanted(config)
 
+    def _rp_init_args(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """redis.asyncio's constructor arguments, from either caller: ``aio.py`` passes
+        ``(config, kwargs)``; anyone else passes redis-py's arguments (positional in the
+        order ``names``), kept as given."""
+        if args and isinstance(args[0], PoolConfig):
+            config, kwargs = args[0], dict(args[1] if len(args) > 1 else kwargs)
+            self._rp_setup(config)
+            kwargs["max_connections"] = config.max_connections
+            if config.pool_timeout is not None:
+                kwargs["timeout"] = config.pool_timeout
+            return kwargs  # async_kwargs() already chose the connection class
+        kwargs = dict(kwargs, **dict(zip(names, args, strict=False)))
+        self.alias = DIRECT_ALIAS
+        self.address = direct_address(kwargs)
+        self.counters = Counters(None)
+        kwargs["connection_class"] = instrumented_async_connection_class(
+            kwargs.get("connection_class", async_connection.Connection)
+        )
+        return kwargs
+
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]
         connection._rp_counters = self.counters
@@ -255,29 +279,34 @@ class AsyncInstrumentedPool:
             monitor.ensure_running()
         return connection
 
-    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         # The event loop's thread is the only writer of these counters, like the sync
         # pools' critical sections: plain adds, no lock (stats.Counters.checked_out).
+        # Arguments go through as given: redis-py warns that they are deprecated.
         if self._rp_blocking and not self.can_get_connection():
-            return await self._rp_get_after_waiting()
+            return await self._rp_get_after_waiting(args, kwargs)
         try:
-            connection = await super().get_connection()  # type: ignore[misc]
+            connection = await super().get_connection(*args, **kwargs)  # type: ignore[misc]
         except RedisConnectionError as exc:
-            raise self._rp_exhausted(exc) from None
+            error = self._rp_exhausted(exc)
+            if error is exc:
+                raise  # a connect error, with its cause
+            raise error from None
         return self._rp_checked_out(connection)
 
-    async def _rp_get_after_waiting(self) -> Any:
+    async def _rp_get_after_waiting(self, args: Any, kwargs: Any) -> Any:
         counters = self.counters
         counters.waits += 1
         counters.waiting += 1
         start = perf_counter()
         try:
-            connection = await super().get_connection()  # type: ignore[misc]
+            connection = await super().get_connection(*args, **kwargs)  # type: ignore[misc]
         except RedisConnectionError as exc:
             error = self._rp_exhausted(exc)
-            if isinstance(error, PoolExhaustedError):
-                counters.waited(perf_counter() - start)  # as the sync pool: count == waits
-                counters.wait_timeouts += 1
+            if error is exc:
+                raise  # a connect error, with its cause
+            counters.waited(perf_counter() - start)  # as the sync pool: count == waits
+            counters.wait_timeouts += 1
             raise error from None
         finally:
             counters.waiting -= 1
@@ -304,7 +333,8 @@ class AsyncInstrumentedPool:
         return connection
 
     async def release(self, connection: Any) -> None:
-        out = connection._rp_out
+        # getattr: a connection of another pool gets redis-py's own error (KeyError).
+        out = getattr(connection, "_rp_out", None)
         counters = self.counters
         # Only count returns of connections we counted out (get_connection also releases
         # a connection whose connect failed, before handing it out).
@@ -330,9 +360,11 @@ class AsyncInstrumentedPool:
 class AsyncRedisPool(AsyncInstrumentedPool, redis.asyncio.ConnectionPool):
     """Plain asyncio pool: fails at once when all ``max_connections`` are in use."""
 
-    def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
-        self._rp_setup(config)
-        super().__init__(max_connections=config.max_connections, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # AsyncRedisPool(config, kwargs), or redis.asyncio's ConnectionPool(connection_class,
+        # max_connections, **connection_kwargs): see _rp_init_args.
+        names = ("connection_class", "max_connections")
+        super().__init__(**self._rp_init_args(args, kwargs, names))
 
 
 class AsyncBlockingRedisPool(AsyncInstrumentedPool, redis.asyncio.BlockingConnectionPool):
@@ -340,11 +372,11 @@ class AsyncBlockingRedisPool(AsyncInstrumentedPool, redis.asyncio.BlockingConnec
 
     _rp_blocking = True
 
-    def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
-        self._rp_setup(config)
-        super().__init__(
-            max_connections=config.max_connections, timeout=config.pool_timeout, **kwargs
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # AsyncBlockingRedisPool(config, kwargs), or redis.asyncio's
+        # BlockingConnectionPool(max_connections, timeout, connection_class, queue_class, ...).
+        names = ("max_connections", "timeout", "connection_class", "queue_class")
+        super().__init__(**self._rp_init_args(args, kwargs, names))
 
 
 @dataclass
