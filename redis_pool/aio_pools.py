@@ -202,16 +202,17 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
             super()._close()
             self._rp_closed()
 
-        async def disconnect(
-            self, nowait: bool = False, error: Exception | None = None, **kwargs: Any
-        ) -> None:
+        async def disconnect(self, *args: Any, **kwargs: Any) -> None:
             # redis-py drops an open connection with nowait=True (or error=...) exactly when
             # a send or read failed or timed out, or a health check failed: counting here
-            # keeps the per-command path free of wrappers of ours.
+            # keeps the per-command path free of wrappers of ours. The arguments go on as
+            # given: a connection class of the user's may not take them all.
+            nowait = kwargs.get("nowait", args[0] if args else False)
+            error = kwargs.get("error", args[1] if len(args) > 1 else None)
             if (nowait or error is not None) and self._rp_open and self._rp_counters:
                 self._rp_counters.add("errors")
             try:
-                await super().disconnect(nowait=nowait, error=error, **kwargs)
+                await super().disconnect(*args, **kwargs)
             finally:
                 self._rp_closed()
 
