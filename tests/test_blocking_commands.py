@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +27,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import aget_redis, get_pool, get_redis, pool_stats
+from redis_pool.blocking import (
+    BLOCKING_COMMANDS,
+    NOT_BLOCKING,
+    block_seconds,
+    keepalive_defaults,
+    reply_timeout,
+)
 from tests.redis_server import RedisServer
 
 SOCKET_TIMEOUT = 0.5  # also the grace period a blocking command's reply gets
@@ -347,3 +355,57 @@ def test_async_block_forever_a_dead_server_is_noticed(fresh_server: RedisServer)
 
     with override_settings(REDIS_POOL=settings_for(fresh_server)):
         assert asyncio.run(main()) < 1.0
+
+
+# -- reading the block time from the command (pure) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "seconds"),
+    [
+        (("BLPOP", "a", "b", 8), 8.0),
+        ((b"brpop", b"a", b"0.5"), 0.5),
+        (("blmove", "a", "b", "LEFT", "RIGHT", "0"), 0.0),
+        (("BLMPOP", "2.5", "1", "q", "LEFT"), 2.5),
+        (("BZMPOP", 3, 1, "z", "MIN"), 3.0),
+        (("XREAD", "COUNT", "10", "BLOCK", "6000", "STREAMS", "s", "$"), 6.0),
+        ((b"XREADGROUP", b"GROUP", b"g", b"c", b"BLOCK", b"0", b"STREAMS", b"s", b">"), 0.0),
+        (("XREAD", "COUNT", "1", "STREAMS", "block", "$"), None),  # a stream named "block"
+        (("XREAD", "STREAMS", "s", "$"), None),  # no BLOCK: does not block
+        (("WAIT", 1, 2500), 2.5),
+        (("WAITAOF", 0, 1, 100), 0.1),
+        (("BLPOP", "q", "soon"), None),  # the server will refuse it
+        (("BLPOP", "q", "-1"), None),
+        (("BLPOP", "q", "inf"), None),
+        (("WAIT",), None),
+    ],
+)
+def test_block_seconds(args: tuple[Any, ...], seconds: float | None) -> None:
+    assert block_seconds(args) == seconds
+
+
+def test_reply_timeout() -> None:
+    assert reply_timeout(("BLPOP", "q", 8), 5.0) == 13.0
+    assert reply_timeout(("BLPOP", "q", 0), 5.0) is None  # block forever: no deadline
+    assert reply_timeout(("BLPOP", "q", 8), None) is NOT_BLOCKING  # no deadline anyway
+    assert reply_timeout(("XREAD", "STREAMS", "s", "$"), 5.0) is NOT_BLOCKING
+    assert {"BLPOP", "blpop", b"BLPOP", b"blpop"} <= BLOCKING_COMMANDS
+    assert "GET" not in BLOCKING_COMMANDS
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_KEEPIDLE"), reason="Linux keepalive options")
+def test_keepalive_defaults_where_redis_py_leaves_them_to_the_os() -> None:
+    # redis-py 7 leaves socket_keepalive_options empty (the OS default: 2 hours idle).
+    connection = SimpleNamespace(socket_keepalive=True, socket_keepalive_options={})
+    keepalive_defaults(connection, {})
+    assert connection.socket_keepalive_options == {
+        socket.TCP_KEEPIDLE: 30,
+        socket.TCP_KEEPINTVL: 5,
+        socket.TCP_KEEPCNT: 3,
+    }
+    chosen = SimpleNamespace(socket_keepalive=True, socket_keepalive_options={})
+    keepalive_defaults(chosen, {"socket_keepalive_options": {}})  # the user's choice: kept
+    assert chosen.socket_keepalive_options == {}
+    off = SimpleNamespace(socket_keepalive=False, socket_keepalive_options={})
+    keepalive_defaults(off, {})
+    assert off.socket_keepalive_options == {}
