@@ -46,10 +46,17 @@ def fetch(version: str) -> Path:
         wanted = [
             member
             for member in archive.getmembers()
-            if member.name.startswith(f"redis-{version}/tests/")
-            or member.name == f"redis-{version}/pyproject.toml"
+            if (member.isfile() or member.isdir())
+            and ".." not in member.name.split("/")
+            and (
+                member.name.startswith(f"redis-{version}/tests/")
+                or member.name == f"redis-{version}/pyproject.toml"
+            )
         ]
-        archive.extractall(where, members=wanted, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            archive.extractall(where, members=wanted, filter="data")
+        else:  # checked above: plain files and folders under redis-<version>/ only
+            archive.extractall(where, members=wanted)
     return source
 
 
