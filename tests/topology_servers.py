@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.redis_server import (
+    HAS_TLS,
     LOOPBACK,
+    NO_TLS_REASON,
     RedisServer,
     free_port,
     redis_cli_binary,
@@ -364,6 +367,8 @@ class TLSServer(RedisServer):
     """
 
     def __init__(self) -> None:
+        if not HAS_TLS:  # every test that needs one skips, saying why
+            pytest.skip(NO_TLS_REASON)
         self.tls_port = free_port()
         super().__init__()
         self.certs = make_certificates(self.dir)
