@@ -147,19 +147,36 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
             super().__init__(*args, **kwargs)
             keepalive_defaults(self, kwargs)
 
-        async def send_command(self, *args: Any, **kwargs: Any) -> None:
-            if self._rp_raised:
-                self._rp_restore()
-            await super().send_command(*args, **kwargs)
-            if args[0] in BLOCKING_COMMANDS:
-                # redis.asyncio reads a reply with socket_timeout as its deadline: for a
-                # blocking command that is the block time plus grace, or no deadline for
-                # a block forever (blocking.py), until the next command.
-                timeout = reply_timeout(args, self.socket_timeout)
-                if timeout is not NOT_BLOCKING:
-                    self._rp_socket_timeout = self.socket_timeout
-                    self.socket_timeout = timeout
-                    self._rp_raised = True
+        if base.send_command is async_connection.AbstractConnection.send_command:
+
+            async def send_command(self, *args: Any, **kwargs: Any) -> None:
+                if self._rp_raised:
+                    self._rp_restore()
+                # redis-py's own body, inlined, as in pools.py: saves a call per command.
+                await self.send_packed_command(
+                    self.pack_command(*args), check_health=kwargs.get("check_health", True)
+                )
+                if args[0] in BLOCKING_COMMANDS:
+                    self._rp_block(args)
+
+        else:  # a connection class of the user's, with a send_command of its own
+
+            async def send_command(self, *args: Any, **kwargs: Any) -> None:
+                if self._rp_raised:
+                    self._rp_restore()
+                await super().send_command(*args, **kwargs)
+                if args[0] in BLOCKING_COMMANDS:
+                    self._rp_block(args)
+
+        def _rp_block(self, args: tuple[Any, ...]) -> None:
+            # redis.asyncio reads a reply with socket_timeout as its deadline: for a
+            # blocking command that is the block time plus grace, or no deadline for a
+            # block forever (blocking.py), until the next command.
+            timeout = reply_timeout(args, self.socket_timeout)
+            if timeout is not NOT_BLOCKING:
+                self._rp_socket_timeout = self.socket_timeout
+                self.socket_timeout = timeout
+                self._rp_raised = True
 
         def pack_commands(self, commands: Any) -> Any:
             # A pipeline sends without send_command(): its replies get socket_timeout.

@@ -20,7 +20,13 @@ from queue import LifoQueue
 from time import monotonic, perf_counter
 from typing import Any
 
-from redis.connection import BlockingConnectionPool, Connection, ConnectionPool, SSLConnection
+from redis.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+)
 from redis.exceptions import AuthenticationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -234,17 +240,36 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
             super().__init__(*args, **kwargs)
             keepalive_defaults(self, kwargs)
 
-        def send_command(self, *args: Any, **kwargs: Any) -> None:
-            if self._rp_raised:
-                self._rp_restore()
-            super().send_command(*args, **kwargs)
-            if args[0] in BLOCKING_COMMANDS:
-                # The reply comes when the block time is over: read it with the block
-                # time plus grace, or with no deadline for a block forever (blocking.py).
-                timeout = reply_timeout(args, self.socket_timeout)
-                if timeout is not NOT_BLOCKING and self._sock is not None:
-                    self._sock.settimeout(timeout)
-                    self._rp_raised = True
+        if base.send_command is AbstractConnection.send_command:
+
+            def send_command(self, *args: Any, **kwargs: Any) -> None:
+                if self._rp_raised:
+                    self._rp_restore()
+                # redis-py's own body, inlined: calling it through super() would cost
+                # ~0.3 us per command (benchmarks/results/blocking-commands.md).
+                self.send_packed_command(
+                    self._command_packer.pack(*args),
+                    check_health=kwargs.get("check_health", True),
+                )
+                if args[0] in BLOCKING_COMMANDS:
+                    self._rp_block(args)
+
+        else:  # a connection class of the user's, with a send_command of its own
+
+            def send_command(self, *args: Any, **kwargs: Any) -> None:
+                if self._rp_raised:
+                    self._rp_restore()
+                super().send_command(*args, **kwargs)
+                if args[0] in BLOCKING_COMMANDS:
+                    self._rp_block(args)
+
+        def _rp_block(self, args: tuple[Any, ...]) -> None:
+            # The reply comes when the block time is over: read it with the block time
+            # plus grace, or with no deadline for a block forever (blocking.py).
+            timeout = reply_timeout(args, self.socket_timeout)
+            if timeout is not NOT_BLOCKING and self._sock is not None:
+                self._sock.settimeout(timeout)
+                self._rp_raised = True
 
         def pack_commands(self, commands: Any) -> Any:
             # A pipeline sends without send_command(): its replies get socket_timeout.

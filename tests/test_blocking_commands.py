@@ -22,11 +22,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import redis.asyncio.connection
+import redis.connection
 from django.test import override_settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import aget_redis, get_pool, get_redis, pool_stats
+from redis_pool.aio_pools import AsyncRedisPool
 from redis_pool.blocking import (
     BLOCKING_COMMANDS,
     NOT_BLOCKING,
@@ -34,6 +37,7 @@ from redis_pool.blocking import (
     keepalive_defaults,
     reply_timeout,
 )
+from redis_pool.pools import RedisPool
 from tests.redis_server import RedisServer
 
 SOCKET_TIMEOUT = 0.5  # also the grace period a blocking command's reply gets
@@ -409,3 +413,45 @@ def test_keepalive_defaults_where_redis_py_leaves_them_to_the_os() -> None:
     off = SimpleNamespace(socket_keepalive=False, socket_keepalive_options={})
     keepalive_defaults(off, {})
     assert off.socket_keepalive_options == {}
+
+
+class CountingConnection(redis.connection.Connection):
+    """A user's connection class with a send_command of its own: ours must call it."""
+
+    sent = 0
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        CountingConnection.sent += 1
+        super().send_command(*args, **kwargs)
+
+
+class AsyncCountingConnection(redis.asyncio.connection.Connection):
+    sent = 0
+
+    async def send_command(self, *args: Any, **kwargs: Any) -> None:
+        AsyncCountingConnection.sent += 1
+        await super().send_command(*args, **kwargs)
+
+
+def test_a_connection_class_with_its_own_send_command(fresh_server: RedisServer) -> None:
+    options = {"port": fresh_server.port, "socket_timeout": SOCKET_TIMEOUT}
+    pool = RedisPool(connection_class=CountingConnection, **options)
+    try:
+        client = redis.Redis(connection_pool=pool)
+        start = time.monotonic()
+        assert client.blpop(["q"], timeout=BLOCK) is None
+        assert time.monotonic() - start >= BLOCK - 0.05
+        assert CountingConnection.sent >= 1
+    finally:
+        pool.disconnect()
+
+    async def main() -> None:
+        apool = AsyncRedisPool(connection_class=AsyncCountingConnection, **options)
+        aclient = redis.asyncio.Redis(connection_pool=apool)
+        assert await aclient.blpop(["q"], timeout=BLOCK) is None
+        await apool.disconnect()
+
+    start = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - start >= BLOCK - 0.05
+    assert AsyncCountingConnection.sent >= 1
