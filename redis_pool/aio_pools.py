@@ -147,26 +147,12 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
             super().__init__(*args, **kwargs)
             keepalive_defaults(self, kwargs)
 
-        if base.send_command is async_connection.AbstractConnection.send_command:
-
-            async def send_command(self, *args: Any, **kwargs: Any) -> None:
-                if self._rp_raised:
-                    self._rp_restore()
-                # redis-py's own body, inlined, as in pools.py: saves a call per command.
-                await self.send_packed_command(
-                    self.pack_command(*args), check_health=kwargs.get("check_health", True)
-                )
-                if args[0] in BLOCKING_COMMANDS:
-                    self._rp_block(args)
-
-        else:  # a connection class of the user's, with a send_command of its own
-
-            async def send_command(self, *args: Any, **kwargs: Any) -> None:
-                if self._rp_raised:
-                    self._rp_restore()
-                await super().send_command(*args, **kwargs)
-                if args[0] in BLOCKING_COMMANDS:
-                    self._rp_block(args)
+        async def send_command(self, *args: Any, **kwargs: Any) -> None:
+            if self._rp_raised:
+                self._rp_restore()
+            await super().send_command(*args, **kwargs)  # through super(): as pools.py
+            if args[0] in BLOCKING_COMMANDS:
+                self._rp_block(args)
 
         def _rp_block(self, args: tuple[Any, ...]) -> None:
             # redis.asyncio reads a reply with socket_timeout as its deadline: for a

@@ -21,7 +21,6 @@ from time import monotonic, perf_counter
 from typing import Any
 
 from redis.connection import (
-    AbstractConnection,
     BlockingConnectionPool,
     Connection,
     ConnectionPool,
@@ -240,28 +239,14 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
             super().__init__(*args, **kwargs)
             keepalive_defaults(self, kwargs)
 
-        if base.send_command is AbstractConnection.send_command:
-
-            def send_command(self, *args: Any, **kwargs: Any) -> None:
-                if self._rp_raised:
-                    self._rp_restore()
-                # redis-py's own body, inlined: calling it through super() would cost
-                # ~0.3 us per command (benchmarks/results/blocking-commands.md).
-                self.send_packed_command(
-                    self._command_packer.pack(*args),
-                    check_health=kwargs.get("check_health", True),
-                )
-                if args[0] in BLOCKING_COMMANDS:
-                    self._rp_block(args)
-
-        else:  # a connection class of the user's, with a send_command of its own
-
-            def send_command(self, *args: Any, **kwargs: Any) -> None:
-                if self._rp_raised:
-                    self._rp_restore()
-                super().send_command(*args, **kwargs)
-                if args[0] in BLOCKING_COMMANDS:
-                    self._rp_block(args)
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            # Through super(), not an inlined copy of redis-py's body: code that patches
+            # or subclasses send_command (mocks, tracers) must still see every command.
+            if self._rp_raised:
+                self._rp_restore()
+            super().send_command(*args, **kwargs)
+            if args[0] in BLOCKING_COMMANDS:
+                self._rp_block(args)
 
         def _rp_block(self, args: tuple[Any, ...]) -> None:
             # The reply comes when the block time is over: read it with the block time
