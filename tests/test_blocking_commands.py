@@ -154,7 +154,9 @@ def assert_returned_at_block_time(timings: dict[str, tuple[float, Any]]) -> None
         assert not isinstance(result, BaseException), f"{name}: {result!r}"
         assert result == EMPTY.get(name) or (name not in EMPTY and not result), (name, result)
         # Served by the server when the block ended: after BLOCK (twice socket_timeout).
-        assert BLOCK - 0.05 <= elapsed < BLOCK + SOCKET_TIMEOUT, (name, elapsed)
+        # The answer itself proves the deadline held (a late one raises); the upper bound
+        # only says nothing hung, with room for a loaded machine's scheduling.
+        assert BLOCK - 0.05 <= elapsed < BLOCK + SOCKET_TIMEOUT + SLACK, (name, elapsed)
 
 
 def assert_failed_at_block_plus_grace(timings: dict[str, tuple[float, Any]]) -> None:
@@ -169,6 +171,7 @@ def assert_failed_at_block_plus_grace(timings: dict[str, tuple[float, Any]]) -> 
 def test_blocking_commands_return_at_their_block_time(fresh_server: RedisServer) -> None:
     names = prepare(fresh_server)
     with override_settings(REDIS_POOL=settings_for(fresh_server)):
+        warm_up(len(names))  # time the commands, not the connects
         assert_returned_at_block_time(run_sync(names))
         stats = pool_stats()
         assert stats.errors == 0
@@ -177,8 +180,13 @@ def test_blocking_commands_return_at_their_block_time(fresh_server: RedisServer)
 
 def test_async_blocking_commands_return_at_their_block_time(fresh_server: RedisServer) -> None:
     names = prepare(fresh_server)
+
+    async def main() -> dict[str, tuple[float, Any]]:
+        await awarm_up(len(names))  # time the commands, not the connects
+        return await run_async(names)
+
     with override_settings(REDIS_POOL=settings_for(fresh_server)):
-        assert_returned_at_block_time(asyncio.run(run_async(names)))
+        assert_returned_at_block_time(asyncio.run(main()))
 
 
 def test_stalled_server_fails_blocking_commands_at_block_time_plus_grace(
