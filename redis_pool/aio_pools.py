@@ -35,14 +35,16 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.exceptions import AuthenticationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry as SyncRetry
+from redis.utils import deprecated_args
 
 from redis_pool import monitor
+from redis_pool.blocking import BLOCKING_COMMANDS, NOT_BLOCKING, keepalive_defaults, reply_timeout
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import default_client_name
 from redis_pool.config.keys import STANDALONE
 from redis_pool.exceptions import PoolExhaustedError
 from redis_pool.leaks import capture, note_late_return, scan
-from redis_pool.pools import InstrumentedPoolMixin, auth_failure
+from redis_pool.pools import DIRECT_ALIAS, InstrumentedPoolMixin, auth_failure, direct_address
 from redis_pool.stats import Counters, PoolStats
 
 # config/ resolves settings to redis-py's sync classes; these are their asyncio twins.
@@ -136,6 +138,40 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
         _rp_out: float | None = None
         _rp_stack: Any = None
         _rp_alias: str | None = None
+        _rp_raised = False  # socket_timeout is a blocking command's, not ours
+        _rp_socket_timeout: float | None = None
+        socket_timeout: float | None  # redis-py's, set in __init__
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            keepalive_defaults(self, kwargs)
+
+        async def send_command(self, *args: Any, **kwargs: Any) -> None:
+            if self._rp_raised:
+                self._rp_restore()
+            await super().send_command(*args, **kwargs)  # through super(): as pools.py
+            if args[0] in BLOCKING_COMMANDS:
+                self._rp_block(args)
+
+        def _rp_block(self, args: tuple[Any, ...]) -> None:
+            # redis.asyncio reads a reply with socket_timeout as its deadline: for a
+            # blocking command that is the block time plus grace, or no deadline for a
+            # block forever (blocking.py), until the next command.
+            timeout = reply_timeout(args, self.socket_timeout)
+            if timeout is not NOT_BLOCKING:
+                self._rp_socket_timeout = self.socket_timeout
+                self.socket_timeout = timeout
+                self._rp_raised = True
+
+        def pack_commands(self, commands: Any) -> Any:
+            # A pipeline sends without send_command(): its replies get socket_timeout.
+            if self._rp_raised:
+                self._rp_restore()
+            return super().pack_commands(commands)
+
+        def _rp_restore(self) -> None:
+            self._rp_raised = False
+            self.socket_timeout = self._rp_socket_timeout
 
         async def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
             try:
@@ -156,6 +192,8 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
             self._rp_open = True
 
         def _rp_closed(self) -> None:
+            if self._rp_raised:  # a reconnect's handshake must have socket_timeout
+                self._rp_restore()
             if self._rp_open and self._writer is None:
                 self._rp_open = False
                 if self._rp_counters is not None:
@@ -166,16 +204,17 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
             super()._close()
             self._rp_closed()
 
-        async def disconnect(
-            self, nowait: bool = False, error: Exception | None = None, **kwargs: Any
-        ) -> None:
+        async def disconnect(self, *args: Any, **kwargs: Any) -> None:
             # redis-py drops an open connection with nowait=True (or error=...) exactly when
             # a send or read failed or timed out, or a health check failed: counting here
-            # keeps the per-command path free of wrappers of ours.
+            # keeps the per-command path free of wrappers of ours. The arguments go on as
+            # given: a connection class of the user's may not take them all.
+            nowait = kwargs.get("nowait", args[0] if args else False)
+            error = kwargs.get("error", args[1] if len(args) > 1 else None)
             if (nowait or error is not None) and self._rp_open and self._rp_counters:
                 self._rp_counters.add("errors")
             try:
-                await super().disconnect(nowait=nowait, error=error, **kwargs)
+                await super().disconnect(*args, **kwargs)
             finally:
                 self._rp_closed()
 
@@ -222,6 +261,29 @@ class AsyncInstrumentedPool:
         self._rp_monitored = monitor.wanted(config)
         self._rp_waiters: deque[asyncio.Future[Any]] = deque()
 
+    def _rp_init_args(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """redis.asyncio's constructor arguments, from either caller: ``aio.py`` passes
+        ``(config, kwargs)``; anyone else passes redis-py's arguments (positional in the
+        order ``names``), kept as given."""
+        if args and isinstance(args[0], PoolConfig):
+            config, kwargs = args[0], dict(args[1] if len(args) > 1 else kwargs)
+            self._rp_setup(config)
+            kwargs["max_connections"] = config.max_connections
+            if config.pool_timeout is not None:
+                kwargs["timeout"] = config.pool_timeout
+            return kwargs  # async_kwargs() already chose the connection class
+        kwargs = dict(kwargs, **dict(zip(names, args, strict=False)))
+        self.alias = DIRECT_ALIAS
+        self.address = direct_address(kwargs)
+        self.counters = Counters(None)
+        self._rp_waiters = deque()
+        kwargs["connection_class"] = instrumented_async_connection_class(
+            kwargs.get("connection_class", async_connection.Connection)
+        )
+        return kwargs
+
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]
         connection._rp_counters = self.counters
@@ -232,15 +294,22 @@ class AsyncInstrumentedPool:
             monitor.ensure_running()
         return connection
 
+    @deprecated_args(
+        args_to_warn=["*"], reason="Use get_connection() without args instead", version="5.3.0"
+    )
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
         # The event loop's thread is the only writer of these counters, like the sync
         # pools' critical sections: plain adds, no lock (stats.Counters.checked_out).
+        # Arguments warn as redis-py's do (the decorator is redis-py's), and are unused.
         if self._rp_blocking:
             return await self._rp_get_in_turn()
         try:
             connection = await super().get_connection()  # type: ignore[misc]
         except RedisConnectionError as exc:
-            raise self._rp_exhausted(exc) from None
+            error = self._rp_exhausted(exc)
+            if error is exc:
+                raise  # a connect error, with its cause
+            raise error from None
         return self._rp_checked_out(connection)
 
     # -- the blocking pool's line: first come, first served ------------------------------
@@ -335,7 +404,8 @@ class AsyncInstrumentedPool:
         return connection
 
     async def release(self, connection: Any) -> None:
-        out = connection._rp_out
+        # getattr: a connection of another pool gets redis-py's own error (KeyError).
+        out = getattr(connection, "_rp_out", None)
         counters = self.counters
         # Only count returns of connections we counted out (get_connection also releases
         # a connection whose connect failed, before handing it out).
@@ -384,9 +454,11 @@ class AsyncInstrumentedPool:
 class AsyncRedisPool(AsyncInstrumentedPool, redis.asyncio.ConnectionPool):
     """Plain asyncio pool: fails at once when all ``max_connections`` are in use."""
 
-    def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
-        self._rp_setup(config)
-        super().__init__(max_connections=config.max_connections, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # AsyncRedisPool(config, kwargs), or redis.asyncio's ConnectionPool(connection_class,
+        # max_connections, **connection_kwargs): see _rp_init_args.
+        names = ("connection_class", "max_connections")
+        super().__init__(**self._rp_init_args(args, kwargs, names))
 
 
 class AsyncBlockingRedisPool(AsyncInstrumentedPool, redis.asyncio.BlockingConnectionPool):
@@ -394,11 +466,11 @@ class AsyncBlockingRedisPool(AsyncInstrumentedPool, redis.asyncio.BlockingConnec
 
     _rp_blocking = True
 
-    def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
-        self._rp_setup(config)
-        super().__init__(
-            max_connections=config.max_connections, timeout=config.pool_timeout, **kwargs
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # AsyncBlockingRedisPool(config, kwargs), or redis.asyncio's
+        # BlockingConnectionPool(max_connections, timeout, connection_class, queue_class, ...).
+        names = ("max_connections", "timeout", "connection_class", "queue_class")
+        super().__init__(**self._rp_init_args(args, kwargs, names))
 
 
 @dataclass

@@ -22,12 +22,18 @@ from queue import LifoQueue
 from time import monotonic, perf_counter
 from typing import Any
 
-from redis.connection import BlockingConnectionPool, ConnectionPool
+from redis.connection import (
+    BlockingConnectionPool,
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+)
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import monitor
+from redis_pool.blocking import BLOCKING_COMMANDS, NOT_BLOCKING, keepalive_defaults, reply_timeout
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import default_client_name, hostname
 from redis_pool.exceptions import PoolExhaustedError
@@ -67,8 +73,8 @@ class _LeakTrackingSet(_CountingSet):
         connection._rp_stack = capture()
 
     def remove(self, connection: Any, *args: Any) -> None:
+        super().remove(connection)  # first: KeyError for a connection not ours
         out = connection._rp_out
-        super().remove(connection)
         held = perf_counter() - out
         if held > self.counters.leak_limit:
             note_late_return(self.counters, connection, out, held)
@@ -286,6 +292,39 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
         _rp_stack: Any = None
         _rp_reported: float | None = None
         _rp_alias: str | None = None
+        _rp_raised = False  # the socket's timeout is a blocking command's, not ours
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            keepalive_defaults(self, kwargs)
+
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            # Through super(), not an inlined copy of redis-py's body: code that patches
+            # or subclasses send_command (mocks, tracers) must still see every command.
+            if self._rp_raised:
+                self._rp_restore()
+            super().send_command(*args, **kwargs)
+            if args[0] in BLOCKING_COMMANDS:
+                self._rp_block(args)
+
+        def _rp_block(self, args: tuple[Any, ...]) -> None:
+            # The reply comes when the block time is over: read it with the block time
+            # plus grace, or with no deadline for a block forever (blocking.py).
+            timeout = reply_timeout(args, self.socket_timeout)
+            if timeout is not NOT_BLOCKING and self._sock is not None:
+                self._sock.settimeout(timeout)
+                self._rp_raised = True
+
+        def pack_commands(self, commands: Any) -> Any:
+            # A pipeline sends without send_command(): its replies get socket_timeout.
+            if self._rp_raised:
+                self._rp_restore()
+            return super().pack_commands(commands)
+
+        def _rp_restore(self) -> None:
+            self._rp_raised = False
+            if self._sock is not None:
+                self._sock.settimeout(self.socket_timeout)
 
         def on_connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
             try:
@@ -340,6 +379,20 @@ def _fork_mark() -> mmap.mmap | None:
     return mark
 
 
+DIRECT_ALIAS = "(direct)"
+"""The alias a pool built with redis-py's arguments (not from ``REDIS_POOL``) reports."""
+
+
+def direct_address(kwargs: dict[str, Any]) -> str:
+    """Where a directly built pool connects, for display: never a credential."""
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    connection_class = kwargs.get("connection_class", Connection)
+    ssl = isinstance(connection_class, type) and issubclass(connection_class, SSLConnection)
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"{'rediss' if ssl else 'redis'}://{host}:{port}/{kwargs.get('db', 0)}"
+
+
 # This process's pid, and a byte that a fork clears in the child. A fork from C (uWSGI's
 # prefork, a C extension, ctypes' libc.fork()) runs no Python at-fork hook, so the hook
 # alone would leave such a child on its parent's sockets; the byte cannot miss a fork.
@@ -370,6 +423,35 @@ class InstrumentedPoolMixin:
     _rp_monitored: bool
     max_connections: int
     connection_kwargs: dict[str, Any]
+
+    def _rp_init_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """redis-py's constructor arguments, from either caller: the registry passes the
+        alias's ``PoolConfig``; anyone else (``from_url()``, a library, redis-py's own
+        tests) passes redis-py's arguments, which are kept as given."""
+        if args and isinstance(args[0], PoolConfig):
+            config = args[0]
+            self._rp_setup(config)
+            kwargs = dict(config.kwargs, max_connections=config.max_connections)
+            if config.pool_timeout is not None:
+                kwargs["timeout"] = config.pool_timeout
+        else:
+            kwargs = dict(kwargs)
+            if args:  # redis-py's positional order: connection_class, max_connections
+                kwargs.update(zip(("connection_class", "max_connections"), args, strict=False))
+            self._rp_setup_direct(kwargs)
+        kwargs["connection_class"] = instrumented_connection_class(
+            kwargs.get("connection_class", Connection)
+        )
+        return kwargs
+
+    def _rp_setup_direct(self, kwargs: dict[str, Any]) -> None:
+        # Not an alias of REDIS_POOL: counted like one, never published, never renamed.
+        self.alias = DIRECT_ALIAS
+        self.address = direct_address(kwargs)
+        self._rp_leak_threshold = None
+        self.counters = Counters(None)
+        self._rp_default_name = False
+        self._rp_monitored = False
 
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
@@ -510,11 +592,10 @@ class RedisPool(InstrumentedPoolMixin, ConnectionPool):
     _in_use_connections: Any
     _created_connections: int
 
-    def __init__(self, config: PoolConfig) -> None:
-        self._rp_setup(config)
-        kwargs = dict(config.kwargs)
-        kwargs["connection_class"] = instrumented_connection_class(kwargs["connection_class"])
-        super().__init__(max_connections=config.max_connections, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # RedisPool(config), or redis-py's ConnectionPool(connection_class, max_connections,
+        # **connection_kwargs): see _rp_init_args.
+        super().__init__(**self._rp_init_args(args, kwargs))
 
     def reset(self) -> None:
         # Under the pool's lock: redis-py publishes the new pid at the end of reset(), and
@@ -560,17 +641,25 @@ class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
     _connections: list[Any]
     timeout: float | None
 
-    def __init__(self, config: PoolConfig) -> None:
-        self._rp_setup(config)
-        kwargs = dict(config.kwargs)
-        kwargs["connection_class"] = instrumented_connection_class(kwargs["connection_class"])
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # BlockingRedisPool(config), or redis-py's BlockingConnectionPool(max_connections,
+        # timeout, connection_class, queue_class, **connection_kwargs).
+        names = ("max_connections", "timeout", "connection_class", "queue_class")
+        if args and not isinstance(args[0], PoolConfig):
+            kwargs = dict(kwargs, **dict(zip(names, args, strict=False)))
+            args = ()
+        kwargs = self._rp_init_args(args, kwargs)
+        # The queue is ours: it counts, and hands connections to waiters fairly.
         make_queue: Callable[[int], _CountingLifoQueue] = self._rp_queue
-        super().__init__(  # type: ignore[no-untyped-call]
-            max_connections=config.max_connections,
-            timeout=config.pool_timeout,
-            queue_class=make_queue,
-            **kwargs,
-        )
+        kwargs["queue_class"] = make_queue
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+
+    def release(self, connection: Any) -> None:
+        # redis-py's blocking pool would queue a connection of another pool (it checks
+        # only the pid) and then hand it out; its plain pool ignores one. Ignore it.
+        if getattr(connection, "_rp_counters", None) is not self.counters:
+            return
+        super().release(connection)  # type: ignore[no-untyped-call]
 
     def _rp_queue(self, maxsize: int) -> _CountingLifoQueue:
         # redis-py builds the queue in reset(), after our reset() made this process's

@@ -378,8 +378,14 @@ def test_read_timeout_is_counted_and_the_connection_dropped(on: RedisServer) -> 
     async def main() -> None:
         client = aget_redis()
         await client.ping()
-        with pytest.raises(RedisTimeoutError, match="Timeout reading"):
-            await client.execute_command("BLPOP", "nothing", "1")  # outlasts socket_timeout
+        # A write held by CLIENT PAUSE outlasts socket_timeout (a BLPOP no longer does: a
+        # blocking command's reply gets its block time, tests/test_blocking_commands.py).
+        on.command("CLIENT", "PAUSE", "1000", "WRITE")
+        try:
+            with pytest.raises(RedisTimeoutError, match="Timeout reading"):
+                await client.set("k", "v")
+        finally:
+            on.command("CLIENT", "UNPAUSE")
         (stats,) = aio.async_pool_stats()
         assert (stats.errors, stats.created, stats.closed, stats.in_use) == (1, 1, 1, 0)
 

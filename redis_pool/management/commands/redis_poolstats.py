@@ -236,8 +236,9 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  server  {server.info_error}"))
         else:
             self.stdout.write(
-                f"  server  Redis {server.version}: {_num(server.connected_clients)} clients "
-                f"connected, maxclients {_num(server.maxclients)}, blocked "
+                f"  server  {server.name or 'Redis'} {server.version}: "
+                f"{_num(server.connected_clients)} clients connected, "
+                f"maxclients {_num(server.maxclients)}, blocked "
                 f"{_num(server.blocked_clients)}, rejected {_num(server.rejected_connections)}"
             )
         if server.client_list_error:
