@@ -155,7 +155,7 @@ def test_refused_stats_keys_keep_the_connection_and_back_off(
     # (NOPERM) on a healthy connection. Before the fix the publisher dropped that connection
     # and opened a new one every interval (15 in 3 s at 0.2 s); it must keep it, back off,
     # and say so once.
-    caplog.set_level(logging.DEBUG, logger="redis_pool.stats")
+    caplog.set_level(logging.DEBUG, logger="redis_pool.stats.counters")
     interval, watch = 0.2, 3.0
     with alias_acl(url=url(server), publish_interval=interval):
         get_redis("acl").set("app:k", "v")  # the pool's first connection starts the monitor

@@ -25,7 +25,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import AliasNotFound, PoolExhaustedError, aget_redis, aio, get_pool
-from redis_pool.aio_pools import AsyncBlockingRedisPool, AsyncRedisPool
 from redis_pool.config.defaults import (
     DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_MAX_CONNECTIONS,
@@ -34,6 +33,7 @@ from redis_pool.config.defaults import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
 )
+from redis_pool.pools.asyncio import AsyncBlockingRedisPool, AsyncRedisPool
 from tests.redis_server import RedisServer, free_port
 
 T = TypeVar("T")
@@ -362,7 +362,10 @@ def test_late_return_is_logged_by_leak_detection(
         assert pool.stats().leaks == 1
         assert pool.counters.late_leaks == []  # reported, not piling up
 
-    with override_settings(REDIS_POOL=options), caplog.at_level("WARNING", "redis_pool.leaks"):
+    with (
+        override_settings(REDIS_POOL=options),
+        caplog.at_level("WARNING", "redis_pool.stats.leaks"),
+    ):
         run(checks_out_and_sits_on_it)
     (record,) = caplog.records
     message = record.getMessage()

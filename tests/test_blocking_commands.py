@@ -29,15 +29,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import aget_redis, get_pool, get_redis, pool_stats
-from redis_pool.aio_pools import AsyncRedisPool
-from redis_pool.blocking import (
+from redis_pool.pools.asyncio import AsyncRedisPool
+from redis_pool.pools.deadlines import (
     BLOCKING_COMMANDS,
     NOT_BLOCKING,
     block_seconds,
     keepalive_defaults,
     reply_timeout,
 )
-from redis_pool.pools import RedisPool
+from redis_pool.pools.sync import RedisPool
 from tests.redis_server import RedisServer
 
 SOCKET_TIMEOUT = 0.5  # also the grace period a blocking command's reply gets

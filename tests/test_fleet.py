@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from redis_pool import get_pool, get_redis, monitor, pool_stats
+from redis_pool import get_pool, get_redis, pool_stats
 from redis_pool.config.defaults import hostname
-from redis_pool.fleet import read_alias, read_fleet
+from redis_pool.observability import monitor
+from redis_pool.observability.fleet import read_alias, read_fleet
 from tests.redis_server import RedisServer, env_with
 from tests.test_fork import _in_child
 from tests.test_stats import wait_for
@@ -194,7 +195,8 @@ def test_a_clean_exit_removes_the_snapshot_at_once(fresh_server: RedisServer) ->
     script = (
         "import django\n"
         "django.setup()\n"
-        "from redis_pool import get_redis, monitor\n"
+        "from redis_pool import get_redis\n"
+        "from redis_pool.observability import monitor\n"
         "get_redis().ping()\n"
         "monitor.publish_now()\n"
     )

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from redis_pool import monitor
 from redis_pool.config.defaults import hostname
+from redis_pool.observability import monitor
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 from tests.test_poolstats_command import run_command
 from tests.test_stats import wait_for

@@ -21,8 +21,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from redis_pool import get_pool, get_redis, monitor, pool_stats
+from redis_pool import get_pool, get_redis, pool_stats
 from redis_pool.config.defaults import hostname
+from redis_pool.observability import monitor
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 from tests.test_fleet import PASSWORD, USER
 from tests.test_stats import wait_for

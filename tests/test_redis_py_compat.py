@@ -13,8 +13,8 @@ import redis
 import redis.asyncio
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from redis_pool.aio_pools import AsyncBlockingRedisPool, AsyncRedisPool
-from redis_pool.pools import BlockingRedisPool, RedisPool
+from redis_pool.pools.asyncio import AsyncBlockingRedisPool, AsyncRedisPool
+from redis_pool.pools.sync import BlockingRedisPool, RedisPool
 from tests.redis_server import LOOPBACK, RedisServer, free_port
 
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 from django.test import override_settings
 
-from redis_pool import get_redis, monitor
+from redis_pool import get_redis
+from redis_pool.observability import monitor
 from tests.redis_server import ValkeyServer
 from tests.test_poolstats_command import run_command
 

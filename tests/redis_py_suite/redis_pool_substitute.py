@@ -15,8 +15,8 @@ from django.conf import settings
 if not settings.configured:
     settings.configure()  # the pools import Django's settings object; nothing reads it here
 
-from redis_pool.aio_pools import AsyncBlockingRedisPool, AsyncRedisPool
-from redis_pool.pools import BlockingRedisPool, RedisPool
+from redis_pool.pools.asyncio import AsyncBlockingRedisPool, AsyncRedisPool
+from redis_pool.pools.sync import BlockingRedisPool, RedisPool
 
 SUBSTITUTES = {
     (redis, "ConnectionPool"): RedisPool,

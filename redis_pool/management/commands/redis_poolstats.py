@@ -19,10 +19,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import RedisError
 
-from redis_pool import fleet
 from redis_pool.config.defaults import hostname
 from redis_pool.config.keys import STANDALONE
 from redis_pool.exceptions import AliasNotFound
+from redis_pool.observability import fleet
 from redis_pool.registry import (
     aliases,
     get_config,

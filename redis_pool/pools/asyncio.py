@@ -1,9 +1,4 @@
-"""redis-py asyncio pools that count into ``stats.Counters``, built from a ``PoolConfig``.
-
-The async twin of ``pools.py``: subclasses of ``redis.asyncio``'s pools, so redis-py's own
-locking and health checks stay in charge. ``build_async()`` is the one place that turns a
-parsed alias into an async client; ``aio.py`` keeps one result per event loop.
-"""
+"""The asyncio pools, one set per event loop (built by ``redis_pool.aio``)."""
 
 from __future__ import annotations
 
@@ -20,44 +15,27 @@ from typing import Any
 
 import redis.asyncio
 from django.core.exceptions import ImproperlyConfigured
-from redis import connection as sync_connection
-from redis._parsers import (
-    _AsyncHiredisParser,
-    _AsyncRESP2Parser,
-    _AsyncRESP3Parser,
-    _HiredisParser,
-    _RESP2Parser,
-    _RESP3Parser,
-)
 from redis._parsers.base import AsyncBaseParser
 from redis.asyncio import connection as async_connection
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.exceptions import AuthenticationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry as SyncRetry
 from redis.utils import deprecated_args
 
-from redis_pool import monitor
-from redis_pool.blocking import BLOCKING_COMMANDS, NOT_BLOCKING, keepalive_defaults, reply_timeout
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import default_client_name
 from redis_pool.config.keys import STANDALONE
 from redis_pool.exceptions import PoolExhaustedError
-from redis_pool.leaks import capture, note_late_return, scan
-from redis_pool.pools import DIRECT_ALIAS, InstrumentedPoolMixin, auth_failure, direct_address
-from redis_pool.stats import Counters, PoolStats
-
-# config/ resolves settings to redis-py's sync classes; these are their asyncio twins.
-_ASYNC_CONNECTION: dict[type[Any], type[Any]] = {
-    sync_connection.Connection: async_connection.Connection,
-    sync_connection.SSLConnection: async_connection.SSLConnection,
-    sync_connection.UnixDomainSocketConnection: async_connection.UnixDomainSocketConnection,
-}
-_ASYNC_PARSER: dict[type[Any], type[Any]] = {
-    _HiredisParser: _AsyncHiredisParser,
-    _RESP2Parser: _AsyncRESP2Parser,
-    _RESP3Parser: _AsyncRESP3Parser,
-}
+from redis_pool.pools import hooks
+from redis_pool.pools.base import DIRECT_ALIAS, InstrumentedPoolMixin, direct_address
+from redis_pool.pools.connections import (
+    ASYNC_CONNECTION,
+    ASYNC_PARSER,
+    instrumented_async_connection_class,
+)
+from redis_pool.stats.counters import Counters, PoolStats
+from redis_pool.stats.leaks import capture, note_late_return, scan
 
 
 @cache
@@ -90,7 +68,7 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
     where = f"REDIS_POOL[{config.alias!r}]"
     kwargs = dict(config.kwargs)
     sync_class = kwargs["connection_class"]
-    conn_class: Any = _ASYNC_CONNECTION.get(sync_class, sync_class)
+    conn_class: Any = ASYNC_CONNECTION.get(sync_class, sync_class)
     if not _is_async_connection_class(conn_class):
         raise ImproperlyConfigured(
             f"{where}['connection_class'] is {sync_class!r}, which aget_redis() cannot use: "
@@ -116,111 +94,16 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
     if parser is not None and not (
         isinstance(parser, type) and issubclass(parser, AsyncBaseParser)
     ):
-        if parser not in _ASYNC_PARSER:
+        if parser not in ASYNC_PARSER:
             raise ImproperlyConfigured(
                 f"{where}['parser_class'] is {parser!r}, which has no redis.asyncio twin."
             )
-        kwargs["parser_class"] = _ASYNC_PARSER[parser]
+        kwargs["parser_class"] = ASYNC_PARSER[parser]
     if not config.client_name_set:
         # The parsed name carries the pid of the process that parsed settings; a pool is
         # built later, maybe in a forked child, which must name its own connections.
         kwargs["client_name"] = default_client_name(config.alias)
     return kwargs
-
-
-@cache
-def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
-    """A subclass of the asyncio connection ``base`` reporting opens, closes and errors."""
-
-    class Instrumented(base):  # type: ignore[misc]
-        _rp_counters: Counters | None = None
-        _rp_open = False
-        _rp_out: float | None = None
-        _rp_stack: Any = None
-        _rp_alias: str | None = None
-        _rp_raised = False  # socket_timeout is a blocking command's, not ours
-        _rp_socket_timeout: float | None = None
-        socket_timeout: float | None  # redis-py's, set in __init__
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            keepalive_defaults(self, kwargs)
-
-        async def send_command(self, *args: Any, **kwargs: Any) -> None:
-            if self._rp_raised:
-                self._rp_restore()
-            await super().send_command(*args, **kwargs)  # through super(): as pools.py
-            if args[0] in BLOCKING_COMMANDS:
-                self._rp_block(args)
-
-        def _rp_block(self, args: tuple[Any, ...]) -> None:
-            # redis.asyncio reads a reply with socket_timeout as its deadline: for a
-            # blocking command that is the block time plus grace, or no deadline for a
-            # block forever (blocking.py), until the next command.
-            timeout = reply_timeout(args, self.socket_timeout)
-            if timeout is not NOT_BLOCKING:
-                self._rp_socket_timeout = self.socket_timeout
-                self.socket_timeout = timeout
-                self._rp_raised = True
-
-        def pack_commands(self, commands: Any) -> Any:
-            # A pipeline sends without send_command(): its replies get socket_timeout.
-            if self._rp_raised:
-                self._rp_restore()
-            return super().pack_commands(commands)
-
-        def _rp_restore(self) -> None:
-            self._rp_raised = False
-            self.socket_timeout = self._rp_socket_timeout
-
-        async def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
-            try:
-                await super().on_connect_check_health(*args, **kwargs)
-            except AuthenticationError as exc:
-                raise auth_failure(exc, self._rp_alias, self._host_error()) from None
-
-        async def _connect(self) -> None:
-            start = perf_counter()
-            try:
-                await super()._connect()
-            except Exception:
-                if self._rp_counters is not None:
-                    self._rp_counters.add("errors")
-                raise
-            if self._rp_counters is not None:
-                self._rp_counters.connected(perf_counter() - start)
-            self._rp_open = True
-
-        def _rp_closed(self) -> None:
-            if self._rp_raised:  # a reconnect's handshake must have socket_timeout
-                self._rp_restore()
-            if self._rp_open and self._writer is None:
-                self._rp_open = False
-                if self._rp_counters is not None:
-                    self._rp_counters.add("closed")
-
-        def _close(self) -> None:
-            # The synchronous close redis-py uses outside a task (and in __del__).
-            super()._close()
-            self._rp_closed()
-
-        async def disconnect(self, *args: Any, **kwargs: Any) -> None:
-            # redis-py drops an open connection with nowait=True (or error=...) exactly when
-            # a send or read failed or timed out, or a health check failed: counting here
-            # keeps the per-command path free of wrappers of ours. The arguments go on as
-            # given: a connection class of the user's may not take them all.
-            nowait = kwargs.get("nowait", args[0] if args else False)
-            error = kwargs.get("error", args[1] if len(args) > 1 else None)
-            if (nowait or error is not None) and self._rp_open and self._rp_counters:
-                self._rp_counters.add("errors")
-            try:
-                await super().disconnect(*args, **kwargs)
-            finally:
-                self._rp_closed()
-
-    Instrumented.__name__ = Instrumented.__qualname__ = base.__name__
-    Instrumented.__module__ = base.__module__
-    return Instrumented
 
 
 # What a waiter's future receives when its pool_timeout runs out.
@@ -258,7 +141,7 @@ class AsyncInstrumentedPool:
         self.address = config.address
         self._rp_leak_threshold = config.leak_detection_threshold
         self.counters = Counters(self._rp_leak_threshold)
-        self._rp_monitored = monitor.wanted(config)
+        self._rp_monitored = config.monitored
         self._rp_waiters: deque[asyncio.Future[Any]] = deque()
 
     def _rp_init_args(
@@ -291,7 +174,7 @@ class AsyncInstrumentedPool:
         if self._rp_monitored:
             # An async-only process must publish its stats too; as in pools.py, only new
             # connections get here, and the call is one comparison once the thread runs.
-            monitor.ensure_running()
+            hooks.monitored_connection_made()
         return connection
 
     @deprecated_args(

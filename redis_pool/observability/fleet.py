@@ -19,11 +19,11 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError, ResponseError
 
-from redis_pool import monitor
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import hostname
 from redis_pool.config.keys import STANDALONE
 from redis_pool.config.secrets import redact
+from redis_pool.observability import monitor
 from redis_pool.registry import get_config
 
 READER_PREFIX = "redis_poolstats:"
