@@ -172,7 +172,7 @@ def plain_kwargs() -> dict[str, Any]:
     per-connection driver metadata lookup."""
     import redis.asyncio
 
-    from redis_pool.aio_pools import async_kwargs
+    from redis_pool.pools.asyncio import async_kwargs
     from redis_pool.registry import get_config
 
     kwargs = async_kwargs(get_config())

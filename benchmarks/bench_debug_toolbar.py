@@ -78,7 +78,7 @@ def main() -> int:
     django.setup()
     from redis_pool.config.alias import parse_alias
     from redis_pool.contrib.debug_toolbar import recording
-    from redis_pool.pools import build_pool
+    from redis_pool.pools.sync import build_pool
     from tests.redis_server import RedisServer
 
     with RedisServer() as server:

@@ -77,7 +77,7 @@ def paired(
 
 def pid_cached(base: type[Any]) -> type[Any]:
     """redis-py's pool class with only our pid check (no counting): the second baseline."""
-    from redis_pool import pools
+    from redis_pool.pools import sync as pools
 
     class PidCached(base):  # type: ignore[misc,valid-type]
         def _checkpid(self) -> None:
@@ -102,7 +102,7 @@ def main() -> int:
 
     django.setup()
     from redis_pool.config.alias import parse_alias
-    from redis_pool.pools import build_pool
+    from redis_pool.pools.sync import build_pool
     from tests.redis_server import RedisServer
 
     results: dict[str, dict[str, float]] = {}

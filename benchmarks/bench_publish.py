@@ -45,7 +45,8 @@ def child(args: argparse.Namespace) -> None:
     django.setup()
     from django.core.handlers.wsgi import WSGIHandler
 
-    from redis_pool import get_redis, monitor, pool_stats
+    from redis_pool import get_redis, pool_stats
+    from redis_pool.observability import monitor
 
     handler = WSGIHandler()
     environ = {

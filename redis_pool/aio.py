@@ -21,11 +21,15 @@ from typing import Any
 import redis.asyncio
 
 from redis_pool import registry
-from redis_pool.aio_pools import AsyncEntry, build_async
-from redis_pool.aio_topologies import AsyncSentinelEntry, AsyncTopologyEntry, build_async_topology
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.keys import DEFAULT_ALIAS, STANDALONE
-from redis_pool.stats import PoolStats
+from redis_pool.pools.asyncio import AsyncEntry, build_async
+from redis_pool.stats.counters import PoolStats
+from redis_pool.topologies.asyncio import (
+    AsyncSentinelEntry,
+    AsyncTopologyEntry,
+    build_async_topology,
+)
 
 _ATTR = "_redis_pool_aio"  # where a loop keeps its _LoopPools
 
@@ -228,8 +232,10 @@ def refresh() -> None:
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    # Connected in apps.py after registry.on_setting_changed, which reloads the configs.
+    """The one ``setting_changed`` receiver: the sync registry reloads the configs first,
+    then every loop retires the async pools whose config was replaced."""
     if setting in ("REDIS_POOL", "SETTINGS_MODULE"):
+        registry.load()
         refresh()
 
 

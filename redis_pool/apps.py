@@ -17,6 +17,4 @@ class RedisPoolConfig(AppConfig):
         # Builds objects only; the first connection is made by the first command, so
         # migrate and every other command work while Redis is down.
         registry.load()
-        setting_changed.connect(registry.on_setting_changed, dispatch_uid="redis_pool.reload")
-        # After the registry's receiver: it retires async pools whose config was replaced.
-        setting_changed.connect(aio.on_setting_changed, dispatch_uid="redis_pool.aio_reload")
+        setting_changed.connect(aio.on_setting_changed, dispatch_uid="redis_pool.reload")

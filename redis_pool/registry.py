@@ -9,18 +9,18 @@ from __future__ import annotations
 import atexit
 import threading
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
-from redis_pool import topologies
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.keys import DEFAULT_ALIAS, STANDALONE
 from redis_pool.config.settings import conf
 from redis_pool.exceptions import AliasNotFound
-from redis_pool.pools import BlockingRedisPool, RedisPool, build_pool
-from redis_pool.stats import PoolStats
+from redis_pool.pools.sync import BlockingRedisPool, RedisPool, build_pool
+from redis_pool.stats.counters import PoolStats
+from redis_pool.topologies import sync as topologies
 
 
 @dataclass
@@ -228,11 +228,6 @@ def close_all() -> None:
         _loaded = False
     for entry in entries:
         entry.close()
-
-
-def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("REDIS_POOL", "SETTINGS_MODULE"):
-        load()
 
 
 atexit.register(close_all)

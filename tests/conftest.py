@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from redis_pool import monitor
+from redis_pool.observability import monitor
 from tests.helpers import no_async_pools_left
 from tests.redis_server import RedisServer
 from tests.topology_servers import ACLServer, ClusterSetup, SentinelSetup, TLSServer

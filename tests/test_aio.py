@@ -25,7 +25,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import AliasNotFound, PoolExhaustedError, aget_redis, aio, get_pool
-from redis_pool.aio_pools import AsyncBlockingRedisPool, AsyncRedisPool
 from redis_pool.config.defaults import (
     DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_MAX_CONNECTIONS,
@@ -34,6 +33,7 @@ from redis_pool.config.defaults import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
 )
+from redis_pool.pools.asyncio import AsyncBlockingRedisPool, AsyncRedisPool
 from tests.helpers import no_async_pools_left
 from tests.redis_server import RedisServer, free_port
 
@@ -356,7 +356,10 @@ def test_late_return_is_logged_by_leak_detection(
         assert pool.stats().leaks == 1
         assert pool.counters.late_leaks == []  # reported, not piling up
 
-    with override_settings(REDIS_POOL=options), caplog.at_level("WARNING", "redis_pool.leaks"):
+    with (
+        override_settings(REDIS_POOL=options),
+        caplog.at_level("WARNING", "redis_pool.stats.leaks"),
+    ):
         run(checks_out_and_sits_on_it)
     (record,) = caplog.records
     message = record.getMessage()
@@ -372,8 +375,14 @@ def test_read_timeout_is_counted_and_the_connection_dropped(on: RedisServer) -> 
     async def main() -> None:
         client = aget_redis()
         await client.ping()
-        with pytest.raises(RedisTimeoutError, match="Timeout reading"):
-            await client.execute_command("BLPOP", "nothing", "1")  # outlasts socket_timeout
+        # A write held by CLIENT PAUSE outlasts socket_timeout (a BLPOP no longer does: a
+        # blocking command's reply gets its block time, tests/test_blocking_commands.py).
+        on.command("CLIENT", "PAUSE", "1000", "WRITE")
+        try:
+            with pytest.raises(RedisTimeoutError, match="Timeout reading"):
+                await client.set("k", "v")
+        finally:
+            on.command("CLIENT", "UNPAUSE")
         (stats,) = aio.async_pool_stats()
         assert (stats.errors, stats.created, stats.closed, stats.in_use) == (1, 1, 1, 0)
 

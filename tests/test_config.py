@@ -12,7 +12,7 @@ from django.test import override_settings
 from redis_pool import aget_redis, get_redis, pool_stats
 from redis_pool.config.alias import PoolConfig, parse_alias
 from redis_pool.config.secrets import MASK, redact
-from redis_pool.fleet import scrub
+from redis_pool.observability.fleet import scrub
 from tests.redis_server import RedisServer
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from redis_pool import get_pool, get_redis, monitor, pool_stats
+from redis_pool import get_pool, get_redis, pool_stats
 from redis_pool.config.defaults import hostname
-from redis_pool.fleet import read_alias, read_fleet
+from redis_pool.observability import monitor
+from redis_pool.observability.fleet import read_alias, read_fleet
 from tests.helpers import PASSWORD, USER, in_child, wait_for
 from tests.redis_server import RedisServer, env_with
 
@@ -187,7 +188,8 @@ def test_a_clean_exit_removes_the_snapshot_at_once(fresh_server: RedisServer) ->
     script = (
         "import django\n"
         "django.setup()\n"
-        "from redis_pool import get_redis, monitor\n"
+        "from redis_pool import get_redis\n"
+        "from redis_pool.observability import monitor\n"
         "get_redis().ping()\n"
         "monitor.publish_now()\n"
     )

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from redis_pool import monitor
 from redis_pool.config.defaults import hostname
+from redis_pool.observability import monitor
 from tests.helpers import http_get, run_command, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 

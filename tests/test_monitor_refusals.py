@@ -19,7 +19,7 @@ from tests.redis_server import LOOPBACK, RedisServer, free_port
 
 
 def test_readonly_replica_backs_off_and_reconnects(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="redis_pool.stats")
+    caplog.set_level(logging.WARNING, logger="redis_pool.stats.counters")
     # A replica of a master that does not exist: it serves reads, refuses writes.
     with RedisServer("--replicaof", LOOPBACK, str(free_port())) as server:
         settings = {"default": {"url": server.url, "publish_interval": 0.2}}

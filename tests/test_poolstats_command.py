@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from redis_pool import get_pool, get_redis, monitor, pool_stats
+from redis_pool import get_pool, get_redis, pool_stats
 from redis_pool.config.defaults import hostname
+from redis_pool.observability import monitor
 from tests.helpers import PASSWORD, USER, run_command, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 
@@ -82,7 +83,8 @@ def test_the_table(fresh_server: RedisServer) -> None:
         "  host pid age in use idle max peak waits timeouts errors server seen\n"
         f"  {host} {pid} {age}s 1 0 4 1 0 0 0 1 {seen:.1f}s\n"
         "  total 1 proc 1 0 4 0 0 0 1\n"
-        "  server Redis 7.0.15: 3 clients connected, maxclients 10000, blocked 0, rejected 0\n"
+        f"  server {fresh_server.label()}: 3 clients connected, maxclients 10000, "
+        "blocked 0, rejected 0\n"
         "          clients by name: redis_pool:tests:default 1, "
         "redis_pool_stats:tests:default 1, redis_poolstats (this command) 1\n"
         "  budget 4 max_connections + 1 stats + 0 other clients = 5 of maxclients 10000 "
@@ -359,12 +361,13 @@ def test_keys_an_acl_refuses_and_sentinel_aliases_are_notes_not_errors() -> None
             assert pool_stats().publish_errors == 1
             out, err, status = run_command(force_color=True)
             document = json.loads(run_command("--json")[0])
+        label = server.label()  # read from the server: "Redis 7.0.15", "Valkey 8.1.8"
     assert (status, err) == (0, "")
     lines = out.splitlines()
     refused = next(line for line in lines if "refused" in line)
     assert refused.startswith(YELLOW)
     assert "reading redis_pool:stats:default:* refused: " in refused
-    assert any(line.startswith("  server  Redis 7.0.15") for line in lines)
+    assert any(line.startswith(f"  server  {label}:") for line in lines)
     default, ha = document["aliases"]
     assert (default["error"], default["processes"]) == (None, [])
     # pool + publisher (a refusal keeps its healthy connection: issue 9 item 6) + reader

@@ -19,7 +19,7 @@ from redis_pool.config.defaults import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
 )
-from redis_pool.pools import BlockingRedisPool, RedisPool
+from redis_pool.pools.sync import BlockingRedisPool, RedisPool
 from tests.redis_server import RedisServer
 
 

@@ -21,7 +21,6 @@ from django.test import Client, override_settings
 from redis.exceptions import ReadOnlyError, RedisError
 
 from redis_pool import get_redis
-from redis_pool.aio_topologies import AsyncSentinelEntry, build_async_topology
 from redis_pool.registry import (
     get_config,
     get_pool,
@@ -30,7 +29,8 @@ from redis_pool.registry import (
     node_stats,
     pool_stats,
 )
-from redis_pool.topologies import (
+from redis_pool.topologies.asyncio import AsyncSentinelEntry, build_async_topology
+from redis_pool.topologies.sync import (
     MASTER_CHECK_INTERVAL,
     SentinelBlockingRedisPool,
     SentinelRedisPool,
@@ -148,7 +148,7 @@ def test_redis_poolstats_shows_master_and_replica_pools(ha: SentinelSetup) -> No
 
 
 def test_async_builder(ha: SentinelSetup) -> None:
-    """redis_pool.aio_topologies: what aget_redis() builds for a Sentinel alias, per loop."""
+    """redis_pool.topologies.asyncio: what aget_redis() builds for a Sentinel alias, per loop."""
     master = ha.current_master()
     replica = next(s for s in ha.servers() if s is not master)
 

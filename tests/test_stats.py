@@ -16,8 +16,8 @@ from django.test import override_settings
 
 from redis_pool import PoolExhaustedError, PoolStats, get_pool, get_redis, pool_stats
 from redis_pool.config.alias import parse_alias
-from redis_pool.leaks import capture
-from redis_pool.pools import build_pool
+from redis_pool.pools.sync import build_pool
+from redis_pool.stats.leaks import capture
 from tests.helpers import wait_for
 from tests.redis_server import LOOPBACK, RedisServer, free_port
 
@@ -246,7 +246,7 @@ def test_no_stack_is_captured_without_a_threshold(fresh_server: RedisServer) -> 
 def test_a_leaked_connection_is_logged_once_with_its_stack(
     fresh_server: RedisServer, caplog: pytest.LogCaptureFixture, pool_timeout: Any
 ) -> None:
-    caplog.set_level(logging.INFO, logger="redis_pool.leaks")
+    caplog.set_level(logging.INFO, logger="redis_pool.stats.leaks")
     options = settings_for(fresh_server, leak_detection_threshold=0.2, pool_timeout=pool_timeout)
     with override_settings(REDIS_POOL=options):
         pool = get_pool()
@@ -281,7 +281,7 @@ def test_a_leaked_connection_is_logged_once_with_its_stack(
 def test_a_long_hold_returned_before_any_scan_is_reported(
     fresh_server: RedisServer, caplog: pytest.LogCaptureFixture, pool_timeout: Any
 ) -> None:
-    caplog.set_level(logging.INFO, logger="redis_pool.leaks")
+    caplog.set_level(logging.INFO, logger="redis_pool.stats.leaks")
     options = settings_for(fresh_server, leak_detection_threshold=5, pool_timeout=pool_timeout)
     with override_settings(REDIS_POOL=options):
         pool = get_pool()
@@ -304,7 +304,7 @@ def test_leak_detection_costs_nothing_on_the_default_path() -> None:
     pool = build_pool(config)
     assert not pool.counters.capture_stacks
     assert pool.counters.leak_limit == float("inf")
-    assert type(pool.pool).__name__ == "_CountingLifoQueue"  # not the stack-capturing one
+    assert type(pool.pool).__name__ == "FairLifoQueue"  # not the stack-capturing one
 
 
 def test_capture_is_a_cheap_frame_walk() -> None:

@@ -16,8 +16,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from redis_pool import get_redis, pool_stats
 from redis_pool.registry import get_pool
+from tests.redis_server import HAS_TLS, NO_TLS_REASON
 from tests.settings import REDIS_URL
 from tests.topology_servers import TLSServer
+
+pytestmark = pytest.mark.skipif(not HAS_TLS, reason=NO_TLS_REASON)
 
 PREFIX = "redis_pool:tests:s:"  # the default client name of alias "s"
 

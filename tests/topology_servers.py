@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.helpers import wait_for
-from tests.redis_server import LOOPBACK, RedisServer, free_port, redis_server_binary
+from tests.redis_server import (
+    HAS_TLS,
+    LOOPBACK,
+    NO_TLS_REASON,
+    RedisServer,
+    free_port,
+    redis_cli_binary,
+    redis_server_binary,
+)
 
 SERVICE = "mymaster"
 
@@ -184,9 +192,7 @@ class ClusterSetup:
         try:
             for node in self.nodes:
                 node.start()
-            redis_cli = shutil.which("redis-cli")
-            if redis_cli is None:
-                raise RuntimeError("redis-cli is not on PATH (apt-get install redis-tools)")
+            redis_cli = redis_cli_binary()
             subprocess.run(
                 [
                     redis_cli, "--cluster", "create",
@@ -350,6 +356,8 @@ class TLSServer(RedisServer):
     """
 
     def __init__(self) -> None:
+        if not HAS_TLS:  # every test that needs one skips, saying why
+            pytest.skip(NO_TLS_REASON)
         self.tls_port = free_port()
         super().__init__()
         self.certs = make_certificates(self.dir)

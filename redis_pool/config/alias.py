@@ -57,6 +57,11 @@ class PoolConfig:
     # its own (``defaults.default_client_name``: the pid changes at a fork).
     client_name_set: bool = False
 
+    @property
+    def monitored(self) -> bool:
+        """Does this alias need the monitor thread (publishing, or leak detection)?"""
+        return self.publish_stats or self.leak_detection_threshold is not None
+
 
 @dataclass(frozen=True)
 class Parsed:

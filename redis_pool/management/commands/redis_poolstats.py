@@ -19,10 +19,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import RedisError
 
-from redis_pool import fleet
 from redis_pool.config.defaults import hostname
 from redis_pool.config.keys import STANDALONE
 from redis_pool.exceptions import AliasNotFound
+from redis_pool.observability import fleet
 from redis_pool.registry import (
     aliases,
     get_config,
@@ -236,8 +236,9 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  server  {server.info_error}"))
         else:
             self.stdout.write(
-                f"  server  Redis {server.version}: {_num(server.connected_clients)} clients "
-                f"connected, maxclients {_num(server.maxclients)}, blocked "
+                f"  server  {server.name or 'Redis'} {server.version}: "
+                f"{_num(server.connected_clients)} clients connected, "
+                f"maxclients {_num(server.maxclients)}, blocked "
                 f"{_num(server.blocked_clients)}, rejected {_num(server.rejected_connections)}"
             )
         if server.client_list_error:

@@ -1,9 +1,4 @@
-"""redis-py asyncio pools that count into ``stats.Counters``, built from a ``PoolConfig``.
-
-The async twin of ``pools.py``: subclasses of ``redis.asyncio``'s pools, so redis-py's own
-locking and health checks stay in charge. ``build_async()`` is the one place that turns a
-parsed alias into an async client; ``aio.py`` keeps one result per event loop.
-"""
+"""The asyncio pools, one set per event loop (built by ``redis_pool.aio``)."""
 
 from __future__ import annotations
 
@@ -20,42 +15,27 @@ from typing import Any
 
 import redis.asyncio
 from django.core.exceptions import ImproperlyConfigured
-from redis import connection as sync_connection
-from redis._parsers import (
-    _AsyncHiredisParser,
-    _AsyncRESP2Parser,
-    _AsyncRESP3Parser,
-    _HiredisParser,
-    _RESP2Parser,
-    _RESP3Parser,
-)
 from redis._parsers.base import AsyncBaseParser
 from redis.asyncio import connection as async_connection
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.exceptions import AuthenticationError, MaxConnectionsError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 from redis.retry import Retry as SyncRetry
+from redis.utils import deprecated_args
 
-from redis_pool import monitor
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import default_client_name
 from redis_pool.config.keys import STANDALONE
 from redis_pool.exceptions import PoolExhaustedError
-from redis_pool.leaks import capture, note_late_return, scan
-from redis_pool.pools import InstrumentedPoolMixin, auth_failure
-from redis_pool.stats import Counters, PoolStats
-
-# config/ resolves settings to redis-py's sync classes; these are their asyncio twins.
-_ASYNC_CONNECTION: dict[type[Any], type[Any]] = {
-    sync_connection.Connection: async_connection.Connection,
-    sync_connection.SSLConnection: async_connection.SSLConnection,
-    sync_connection.UnixDomainSocketConnection: async_connection.UnixDomainSocketConnection,
-}
-_ASYNC_PARSER: dict[type[Any], type[Any]] = {
-    _HiredisParser: _AsyncHiredisParser,
-    _RESP2Parser: _AsyncRESP2Parser,
-    _RESP3Parser: _AsyncRESP3Parser,
-}
+from redis_pool.pools import hooks
+from redis_pool.pools.base import DIRECT_ALIAS, InstrumentedPoolMixin, direct_address
+from redis_pool.pools.connections import (
+    ASYNC_CONNECTION,
+    ASYNC_PARSER,
+    instrumented_async_connection_class,
+)
+from redis_pool.stats.counters import Counters, PoolStats
+from redis_pool.stats.leaks import capture, note_late_return, scan
 
 
 @cache
@@ -88,7 +68,7 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
     where = f"REDIS_POOL[{config.alias!r}]"
     kwargs = dict(config.kwargs)
     sync_class = kwargs["connection_class"]
-    conn_class: Any = _ASYNC_CONNECTION.get(sync_class, sync_class)
+    conn_class: Any = ASYNC_CONNECTION.get(sync_class, sync_class)
     if not _is_async_connection_class(conn_class):
         raise ImproperlyConfigured(
             f"{where}['connection_class'] is {sync_class!r}, which aget_redis() cannot use: "
@@ -114,74 +94,16 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
     if parser is not None and not (
         isinstance(parser, type) and issubclass(parser, AsyncBaseParser)
     ):
-        if parser not in _ASYNC_PARSER:
+        if parser not in ASYNC_PARSER:
             raise ImproperlyConfigured(
                 f"{where}['parser_class'] is {parser!r}, which has no redis.asyncio twin."
             )
-        kwargs["parser_class"] = _ASYNC_PARSER[parser]
+        kwargs["parser_class"] = ASYNC_PARSER[parser]
     if not config.client_name_set:
         # The parsed name carries the pid of the process that parsed settings; a pool is
         # built later, maybe in a forked child, which must name its own connections.
         kwargs["client_name"] = default_client_name(config.alias)
     return kwargs
-
-
-@cache
-def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
-    """A subclass of the asyncio connection ``base`` reporting opens, closes and errors."""
-
-    class Instrumented(base):  # type: ignore[misc]
-        _rp_counters: Counters | None = None
-        _rp_open = False
-        _rp_out: float | None = None
-        _rp_stack: Any = None
-        _rp_alias: str | None = None
-
-        async def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
-            try:
-                await super().on_connect_check_health(*args, **kwargs)
-            except AuthenticationError as exc:
-                raise auth_failure(exc, self._rp_alias, self._host_error()) from None
-
-        async def _connect(self) -> None:
-            start = perf_counter()
-            try:
-                await super()._connect()
-            except Exception:
-                if self._rp_counters is not None:
-                    self._rp_counters.add("errors")
-                raise
-            if self._rp_counters is not None:
-                self._rp_counters.connected(perf_counter() - start)
-            self._rp_open = True
-
-        def _rp_closed(self) -> None:
-            if self._rp_open and self._writer is None:
-                self._rp_open = False
-                if self._rp_counters is not None:
-                    self._rp_counters.add("closed")
-
-        def _close(self) -> None:
-            # The synchronous close redis-py uses outside a task (and in __del__).
-            super()._close()
-            self._rp_closed()
-
-        async def disconnect(
-            self, nowait: bool = False, error: Exception | None = None, **kwargs: Any
-        ) -> None:
-            # redis-py drops an open connection with nowait=True (or error=...) exactly when
-            # a send or read failed or timed out, or a health check failed: counting here
-            # keeps the per-command path free of wrappers of ours.
-            if (nowait or error is not None) and self._rp_open and self._rp_counters:
-                self._rp_counters.add("errors")
-            try:
-                await super().disconnect(nowait=nowait, error=error, **kwargs)
-            finally:
-                self._rp_closed()
-
-    Instrumented.__name__ = Instrumented.__qualname__ = base.__name__
-    Instrumented.__module__ = base.__module__
-    return Instrumented
 
 
 # What a waiter's future receives when its pool_timeout runs out.
@@ -219,8 +141,31 @@ class AsyncInstrumentedPool:
         self.address = config.address
         self._rp_leak_threshold = config.leak_detection_threshold
         self.counters = Counters(self._rp_leak_threshold)
-        self._rp_monitored = monitor.wanted(config)
+        self._rp_monitored = config.monitored
         self._rp_waiters: deque[asyncio.Future[Any]] = deque()
+
+    def _rp_init_args(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """redis.asyncio's constructor arguments, from either caller: ``aio.py`` passes
+        ``(config, kwargs)``; anyone else passes redis-py's arguments (positional in the
+        order ``names``), kept as given."""
+        if args and isinstance(args[0], PoolConfig):
+            config, kwargs = args[0], dict(args[1] if len(args) > 1 else kwargs)
+            self._rp_setup(config)
+            kwargs["max_connections"] = config.max_connections
+            if config.pool_timeout is not None:
+                kwargs["timeout"] = config.pool_timeout
+            return kwargs  # async_kwargs() already chose the connection class
+        kwargs = dict(kwargs, **dict(zip(names, args, strict=False)))
+        self.alias = DIRECT_ALIAS
+        self.address = direct_address(kwargs)
+        self.counters = Counters(None)
+        self._rp_waiters = deque()
+        kwargs["connection_class"] = instrumented_async_connection_class(
+            kwargs.get("connection_class", async_connection.Connection)
+        )
+        return kwargs
 
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]
@@ -229,18 +174,25 @@ class AsyncInstrumentedPool:
         if self._rp_monitored:
             # An async-only process must publish its stats too; as in pools.py, only new
             # connections get here, and the call is one comparison once the thread runs.
-            monitor.ensure_running()
+            hooks.monitored_connection_made()
         return connection
 
+    @deprecated_args(
+        args_to_warn=["*"], reason="Use get_connection() without args instead", version="5.3.0"
+    )
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
         # The event loop's thread is the only writer of these counters, like the sync
         # pools' critical sections: plain adds, no lock (stats.Counters.checked_out).
+        # Arguments warn as redis-py's do (the decorator is redis-py's), and are unused.
         if self._rp_blocking:
             return await self._rp_get_in_turn()
         try:
             connection = await super().get_connection()  # type: ignore[misc]
         except RedisConnectionError as exc:
-            raise self._rp_exhausted(exc) from None
+            error = self._rp_exhausted(exc)
+            if error is exc:
+                raise  # a connect error, with its cause
+            raise error from None
         return self._rp_checked_out(connection)
 
     # -- the blocking pool's line: first come, first served ------------------------------
@@ -335,7 +287,8 @@ class AsyncInstrumentedPool:
         return connection
 
     async def release(self, connection: Any) -> None:
-        out = connection._rp_out
+        # getattr: a connection of another pool gets redis-py's own error (KeyError).
+        out = getattr(connection, "_rp_out", None)
         counters = self.counters
         # Only count returns of connections we counted out (get_connection also releases
         # a connection whose connect failed, before handing it out).
@@ -384,9 +337,11 @@ class AsyncInstrumentedPool:
 class AsyncRedisPool(AsyncInstrumentedPool, redis.asyncio.ConnectionPool):
     """Plain asyncio pool: fails at once when all ``max_connections`` are in use."""
 
-    def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
-        self._rp_setup(config)
-        super().__init__(max_connections=config.max_connections, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # AsyncRedisPool(config, kwargs), or redis.asyncio's ConnectionPool(connection_class,
+        # max_connections, **connection_kwargs): see _rp_init_args.
+        names = ("connection_class", "max_connections")
+        super().__init__(**self._rp_init_args(args, kwargs, names))
 
 
 class AsyncBlockingRedisPool(AsyncInstrumentedPool, redis.asyncio.BlockingConnectionPool):
@@ -394,11 +349,11 @@ class AsyncBlockingRedisPool(AsyncInstrumentedPool, redis.asyncio.BlockingConnec
 
     _rp_blocking = True
 
-    def __init__(self, config: PoolConfig, kwargs: dict[str, Any]) -> None:
-        self._rp_setup(config)
-        super().__init__(
-            max_connections=config.max_connections, timeout=config.pool_timeout, **kwargs
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # AsyncBlockingRedisPool(config, kwargs), or redis.asyncio's
+        # BlockingConnectionPool(max_connections, timeout, connection_class, queue_class, ...).
+        names = ("max_connections", "timeout", "connection_class", "queue_class")
+        super().__init__(**self._rp_init_args(args, kwargs, names))
 
 
 @dataclass

@@ -38,8 +38,8 @@ from redis_pool.config.alias import PoolConfig
 from redis_pool.config.keys import CLUSTER, SENTINEL, SSL
 from redis_pool.config.secrets import node_address, redact
 from redis_pool.exceptions import ClusterUnavailableError
-from redis_pool.pools import BlockingRedisPool, RedisPool
-from redis_pool.stats import PoolStats, Timing
+from redis_pool.pools.sync import BlockingRedisPool, RedisPool
+from redis_pool.stats.counters import PoolStats, Timing
 
 AnyPool = RedisPool | BlockingRedisPool
 

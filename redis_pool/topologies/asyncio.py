@@ -37,18 +37,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
-from redis_pool.aio_pools import (
-    AsyncBlockingRedisPool,
-    AsyncRedisPool,
-    async_kwargs,
-    instrumented_async_connection_class,
-)
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.keys import CLUSTER, SENTINEL, SSL
 from redis_pool.config.secrets import node_address
-from redis_pool.pools import InstrumentedPoolMixin
-from redis_pool.stats import Counters, PoolStats
-from redis_pool.topologies import MASTER_CHECK_BACKOFF, MASTER_CHECK_INTERVAL
+from redis_pool.pools.asyncio import AsyncBlockingRedisPool, AsyncRedisPool, async_kwargs
+from redis_pool.pools.base import InstrumentedPoolMixin
+from redis_pool.pools.connections import instrumented_async_connection_class
+from redis_pool.stats.counters import Counters, PoolStats
+from redis_pool.topologies.sync import MASTER_CHECK_BACKOFF, MASTER_CHECK_INTERVAL
 
 AnyAsyncPool = AsyncRedisPool | AsyncBlockingRedisPool
 

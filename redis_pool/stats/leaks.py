@@ -19,9 +19,9 @@ from typing import Any
 
 import redis
 
-from redis_pool.stats import Counters
+from redis_pool.stats.counters import Counters
 
-logger = logging.getLogger("redis_pool.leaks")
+logger = logging.getLogger("redis_pool.stats.leaks")
 
 MAX_FRAMES = 64
 Stack = tuple[tuple[str, int, str], ...]

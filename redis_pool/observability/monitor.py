@@ -39,13 +39,15 @@ from redis.connection import ConnectionPool
 from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
 from redis.retry import Retry
 
+from redis_pool import aio, registry
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import default_client_name, hostname
 from redis_pool.config.keys import STANDALONE
-from redis_pool.leaks import scan
-from redis_pool.stats import PoolStats
+from redis_pool.pools import hooks
+from redis_pool.stats.counters import PoolStats
+from redis_pool.stats.leaks import scan
 
-logger = logging.getLogger("redis_pool.stats")
+logger = logging.getLogger("redis_pool.stats.counters")
 
 SCHEMA = 1
 KEY_PREFIX = "redis_pool:stats:"
@@ -62,11 +64,6 @@ REFUSED_BACKOFF_CAP = 60.0
 def ttl_seconds(interval: float) -> float:
     """How long a snapshot outlives its process: two missed publishes, plus a second."""
     return 2 * interval + 1
-
-
-def wanted(config: PoolConfig) -> bool:
-    """Does this alias need the monitor thread (publishing, or leak detection)?"""
-    return config.publish_stats or config.leak_detection_threshold is not None
 
 
 def publishable(config: PoolConfig) -> bool:
@@ -191,8 +188,6 @@ class _Monitor:
 
     def tick(self, force: bool = False) -> float:
         """Publish what is due and scan for leaks; returns the delay to the next tick."""
-        from redis_pool import registry
-
         delay = 1.0
         with self.work:
             if os.getpid() != self.pid:  # a stale object in a child: do nothing
@@ -332,11 +327,7 @@ def _quietly(func: Any) -> None:
 
 def _async_stats(alias: str) -> list[PoolStats]:
     try:
-        from redis_pool.aio import async_pool_stats
-    except ImportError:  # pragma: no cover - the async side is optional
-        return []
-    try:
-        return async_pool_stats(alias)
+        return aio.async_pool_stats(alias)
     except Exception:
         return []
 
@@ -385,3 +376,4 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+hooks.on_monitored_connection(ensure_running)

@@ -19,11 +19,11 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError, ResponseError
 
-from redis_pool import monitor
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import hostname
 from redis_pool.config.keys import STANDALONE
 from redis_pool.config.secrets import redact
+from redis_pool.observability import monitor
 from redis_pool.registry import get_config
 
 READER_PREFIX = "redis_poolstats:"
@@ -74,6 +74,7 @@ class ServerView:
     """What the server says. ``None`` where it refused to say (``*_error`` tells why)."""
 
     version: str | None = None
+    name: str | None = None  # "Redis", "Valkey": what the server says it is
     connected_clients: int | None = None
     maxclients: int | None = None
     blocked_clients: int | None = None
@@ -182,6 +183,18 @@ def _totals(rows: list[dict[str, Any]], unpublished: list[dict[str, Any]]) -> di
     return totals
 
 
+_DISPLAY_NAMES = {"redis": "Redis", "valkey": "Valkey"}
+
+
+def server_identity(info: dict[str, Any]) -> tuple[str, str | None]:
+    """The server's real name and version from ``INFO server``. Valkey names itself in
+    ``server_name`` and its version in ``valkey_version``; its ``redis_version`` is frozen
+    at 7.2.4 for clients that compare it. Redis has neither field."""
+    name = str(info.get("server_name") or "redis")
+    version = info.get(f"{name}_version") or info.get("redis_version")
+    return _DISPLAY_NAMES.get(name.lower(), name), None if version is None else str(version)
+
+
 def _info(client: redis.Redis, view: ServerView, config: PoolConfig) -> None:
     try:
         clients = client.info("clients")
@@ -190,7 +203,7 @@ def _info(client: redis.Redis, view: ServerView, config: PoolConfig) -> None:
     except RedisError as exc:
         view.info_error = f"INFO refused: {scrub(str(exc), config)}"
         return
-    view.version = server.get("redis_version")
+    view.name, view.version = server_identity(server)
     view.run_id = server.get("run_id")
     view.connected_clients = clients.get("connected_clients")
     view.blocked_clients = clients.get("blocked_clients")

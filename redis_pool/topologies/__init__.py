@@ -1,0 +1,1 @@
+"""Sentinel and Cluster aliases, sync and asyncio, built on the instrumented pools."""
