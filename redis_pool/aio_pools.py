@@ -8,6 +8,7 @@ parsed alias into an async client; ``aio.py`` keeps one result per event loop.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import copy
 import inspect
 from collections.abc import Callable
@@ -210,6 +211,10 @@ class AsyncInstrumentedPool:
         self._rp_leak_threshold = leak_detection_threshold(config)
         self.counters = Counters(self._rp_leak_threshold)
         self._rp_monitored = monitor.wanted(config)
+        # redis-py's OpenTelemetry metrics name a pool host:port_<_pool_id>; its sync pools
+        # set an id, its asyncio pools (8.1) do not, so two aliases on one server would
+        # share a name. contrib.opentelemetry maps these names to aliases.
+        self._pool_id = secrets.token_hex(4)
 
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]
