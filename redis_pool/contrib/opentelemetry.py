@@ -17,6 +17,7 @@ but no checkout, so its used/idle count drifts (used goes negative).
 
 from __future__ import annotations
 
+import gc
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -271,15 +272,29 @@ def bridge_redis_py(provider: MeterProvider) -> bool:
 
 
 def _reset_collectors() -> None:
-    """Have redis-py's sync and asyncio recorders build their instruments afresh."""
-    from redis.observability.recorder import reset_collector
+    """Have redis-py's sync and asyncio recorders build their instruments afresh, now.
 
-    reset_collector()
+    Now, and with the garbage collector paused: redis-py builds them lazily on the first
+    record, and a pool's ``__del__`` records too. Left lazy, a collection running inside
+    the SDK's instrument creation (which holds the meter's lock, not re-entrant) can run a
+    pool's ``__del__`` that builds them again, and the thread deadlocks on that lock.
+    """
+    from redis.observability import recorder
+
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        from redis.asyncio.observability.recorder import reset_collector as reset_async
-    except ImportError:  # pragma: no cover - every redis-py with observability has both
-        return
-    reset_async()
+        recorder.reset_collector()
+        recorder.is_enabled()  # builds the collector
+        try:
+            from redis.asyncio.observability import recorder as async_recorder
+        except ImportError:  # pragma: no cover - every redis-py with observability has both
+            return
+        async_recorder.reset_collector()
+        async_recorder._get_or_create_collector()  # its public is_enabled() is a coroutine
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _Names:
