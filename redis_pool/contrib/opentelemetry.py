@@ -258,7 +258,11 @@ def bridge_redis_py(provider: MeterProvider) -> bool:
     global _redis_py_started
     observability = get_observability_instance()
     if observability.get_provider_manager() is None:
-        groups = [MetricGroup.CONNECTION_BASIC, MetricGroup.CONNECTION_ADVANCED]
+        groups = [
+            MetricGroup.CONNECTION_BASIC,
+            MetricGroup.CONNECTION_ADVANCED,
+            MetricGroup.RESILIENCY,
+        ]
         observability.init(OTelConfig(metric_groups=groups))
         _redis_py_started = True
     manager = observability.get_provider_manager()
