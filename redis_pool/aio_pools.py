@@ -8,9 +8,9 @@ parsed alias into an async client; ``aio.py`` keeps one result per event loop.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import copy
 import inspect
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
