@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -43,6 +42,7 @@ from redis_pool.pools import (
     PoolExhaustedError,
     auth_failure,
     leak_detection_threshold,
+    observability_id,
 )
 from redis_pool.stats import Counters, PoolStats
 
@@ -211,10 +211,8 @@ class AsyncInstrumentedPool:
         self._rp_leak_threshold = leak_detection_threshold(config)
         self.counters = Counters(self._rp_leak_threshold)
         self._rp_monitored = monitor.wanted(config)
-        # redis-py's OpenTelemetry metrics name a pool host:port_<_pool_id>; its sync pools
-        # set an id, its asyncio pools (8.1) do not, so two aliases on one server would
-        # share a name. contrib.opentelemetry maps these names to aliases.
-        self._pool_id = secrets.token_hex(4)
+        # redis-py's asyncio pools (8.1) set no id of their own: see observability_id.
+        self._pool_id = observability_id(config.alias)
 
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]

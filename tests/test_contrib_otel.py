@@ -6,8 +6,10 @@ metrics come through under the alias too."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from redis_pool import aget_redis, get_pool, get_redis, pool_stats
 from redis_pool.aio import async_pool_stats
-from redis_pool.contrib.opentelemetry import instrument, uninstrument
+from redis_pool.contrib.opentelemetry import alias_of, instrument, uninstrument
+from redis_pool.pools import observability_id
 from tests.redis_server import RedisServer
 from tests.test_stats import holding
 
@@ -245,6 +248,44 @@ def test_uninstrument_stops_everything(
         get_redis().incr("n")
         points = collect(memory)
     assert not any(scope == "redis_pool" and pool for (scope, _, pool, _) in points if _)
+
+
+def test_alias_of_a_pool_name() -> None:
+    assert alias_of(f"127.0.0.1:6379_{observability_id('default')}") == "default"
+    assert alias_of(f"::1:6379_{observability_id('a_b:c]')}") == "a_b:c]"
+    assert alias_of("127.0.0.1:6379_9bbae761") is None  # redis-py's own name: not ours
+    assert alias_of("127.0.0.1:6379") is None
+
+
+def test_a_pool_finalized_anywhere_records_without_deadlock(
+    reader: tuple[InMemoryMetricReader, MeterProvider], fresh_server: RedisServer
+) -> None:
+    """redis-py records from a pool's ``__del__``, which a garbage collection may run while
+    this thread holds any lock, ours included (it did, inside the scan of the async pools:
+    the naming looked pools up under that lock and the thread deadlocked)."""
+    from redis_pool import aio
+    from redis_pool.pools import build_pool
+    from redis_pool.registry import get_config
+
+    memory, provider = reader
+    with override_settings(REDIS_POOL=settings(fresh_server, pool_timeout=1.0)):
+        pool: Any = build_pool(get_config())
+        pool.make_connection()  # no network
+        instrument(provider)  # so the first sight of this pool is its __del__
+
+        def finalize_under_the_lock() -> None:
+            nonlocal pool
+            with aio._lock:
+                del pool
+                gc.collect()  # BlockingConnectionPool.__del__ records the count
+
+        worker = threading.Thread(target=finalize_under_the_lock, daemon=True)
+        worker.start()
+        worker.join(5)
+        if worker.is_alive():
+            aio._lock = threading.Lock()  # the stuck thread holds the old one: let the rest run
+            pytest.fail("deadlocked in a pool's __del__")
+        collect(memory)
 
 
 def test_without_the_extra_the_import_names_it() -> None:

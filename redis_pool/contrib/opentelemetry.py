@@ -18,6 +18,7 @@ but no checkout, so its used/idle count drifts (used goes negative).
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -301,27 +302,15 @@ def _reset_collectors() -> None:
             gc.enable()
 
 
-class _Names:
-    """redis-py's pool name (``host:port_<id>``) -> our alias, None for a pool not ours."""
+# redis-py names a pool host:port_<_pool_id>; ours set the id (pools.observability_id).
+OUR_POOL = re.compile(r"_redis_pool:(?P<alias>.+):[0-9a-f]{8}\Z", re.DOTALL)
 
-    def __init__(self) -> None:
-        self.known: dict[str, str | None] = {}
 
-    def alias(self, name: str) -> str | None:
-        if name not in self.known:
-            self.rescan()
-            if name not in self.known:
-                if len(self.known) > 4096:  # pools of others, built and dropped: forget
-                    self.known.clear()
-                self.known[name] = None
-        return self.known[name]
-
-    def rescan(self) -> None:
-        from redis.observability.attributes import get_pool_name
-
-        for alias, pool in our_pools():
-            if hasattr(pool, "connection_kwargs"):
-                self.known[get_pool_name(pool)] = alias
+def alias_of(pool_name: str) -> str | None:
+    """The alias of one of our pools from redis-py's name for it; None for another pool.
+    From the name alone, no lookup: redis-py records from a pool's ``__del__`` too."""
+    found = OUR_POOL.search(pool_name)
+    return found["alias"] if found else None
 
 
 # redis-py's instruments that our counters replace for our pools (see the module's doc).
@@ -331,16 +320,15 @@ REPLACED = frozenset({"db.client.connection.count", "db.client.connection.timeou
 class _Instrument:
     """One of redis-py's synchronous instruments, with our pools' names replaced."""
 
-    def __init__(self, instrument: Any, names: _Names, name: str) -> None:
+    def __init__(self, instrument: Any, name: str) -> None:
         self._instrument = instrument
-        self._names = names
         self._replaced = name in REPLACED
 
     def _renamed(self, attributes: Any) -> Any:
         """``attributes`` with our alias as the pool name; None: not to be recorded."""
         if isinstance(attributes, Mapping):
             name = attributes.get(POOL_NAME)
-            alias = self._names.alias(name) if isinstance(name, str) else None
+            alias = alias_of(name) if isinstance(name, str) else None
             if alias is not None:
                 return None if self._replaced else {**attributes, POOL_NAME: alias}
         return attributes
@@ -360,16 +348,15 @@ class _Instrument:
 
 
 class _Meter:
-    def __init__(self, meter: Any, names: _Names) -> None:
+    def __init__(self, meter: Any) -> None:
         self._meter = meter
-        self._names = names
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._meter, name)
         if name in ("create_counter", "create_up_down_counter", "create_histogram"):
 
             def create(name: str, *args: Any, **kwargs: Any) -> _Instrument:
-                return _Instrument(attribute(name, *args, **kwargs), self._names, name)
+                return _Instrument(attribute(name, *args, **kwargs), name)
 
             return create
         return attribute
@@ -381,10 +368,9 @@ class AliasNaming:
 
     def __init__(self, provider: MeterProvider) -> None:
         self.provider = provider
-        self.names = _Names()
 
     def get_meter(self, *args: Any, **kwargs: Any) -> Any:
-        return _Meter(self.provider.get_meter(*args, **kwargs), self.names)
+        return _Meter(self.provider.get_meter(*args, **kwargs))
 
     def __getattr__(self, name: str) -> Any:  # force_flush, shutdown
         return getattr(self.provider, name)
