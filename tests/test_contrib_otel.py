@@ -126,7 +126,7 @@ def test_redis_py_metrics_come_named_by_alias(
     fresh_server: RedisServer,
     timeout: float | None,
 ) -> None:
-    pytest.importorskip("redis.observability")  # redis-py 8
+    pytest.importorskip("redis.observability")  # redis-py 7.4 and later
     memory, provider = reader
 
     async def traffic() -> None:

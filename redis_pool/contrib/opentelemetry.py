@@ -4,7 +4,7 @@
     from redis_pool.contrib.opentelemetry import instrument
     instrument()
 
-redis-py 8 already records connection metrics through OpenTelemetry (``redis.observability``:
+redis-py (7.4+, 8) records connection metrics through OpenTelemetry (``redis.observability``:
 ``db.client.connection.create_time``, ``.wait_time``, ``redis.client.connection.closed``,
 errors...), but names each pool ``host:port_<random>``. ``instrument()`` bridges rather
 than duplicates: it turns redis-py's metrics on (unless the application already did) and
@@ -193,7 +193,7 @@ def instrument(
     """Report every alias's pools through OpenTelemetry; call it once at start-up.
 
     ``meter_provider``: default, the global one (``opentelemetry.metrics``). ``redis_py``:
-    bridge redis-py's own connection metrics (redis-py 8), turning them on if the
+    bridge redis-py's own connection metrics (redis-py 7.4 and later), turning them on if the
     application has not, so that they name our pools by alias. Calling it again with
     another provider moves the reporting there (tests); with the same one, changes nothing.
     """
@@ -251,7 +251,7 @@ def _version() -> str | None:
 # -- redis-py's metrics, named by alias --------------------------------------------------
 def bridge_redis_py(provider: MeterProvider) -> bool:
     """Have redis-py's connection metrics name our pools by alias. False if this redis-py
-    has no ``redis.observability`` (redis-py 7)."""
+    has no ``redis.observability`` (before 7.4)."""
     try:
         from redis.observability import MetricGroup, OTelConfig, get_observability_instance
     except ImportError:
