@@ -11,8 +11,10 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from io import StringIO
+from pathlib import Path
 from typing import Any, TypeVar
 
 from django.core.management import call_command
@@ -135,3 +137,26 @@ def in_child(work: object) -> dict[str, object]:
     result: dict[str, object] = json.loads(data)
     assert os.waitstatus_to_exitcode(status) == 0, result
     return result
+
+
+@contextmanager
+def holding(pool: Any, count: int) -> Iterator[list[Any]]:
+    connections = [pool.get_connection() for _ in range(count)]
+    try:
+        yield connections
+    finally:
+        for connection in connections:
+            pool.release(connection)
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found

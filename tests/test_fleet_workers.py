@@ -21,7 +21,7 @@ from django.test import override_settings
 
 from redis_pool.config.defaults import hostname
 from redis_pool.observability import monitor
-from tests.helpers import http_get, run_command, wait_for
+from tests.helpers import children, http_get, run_command, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,19 +35,6 @@ def get(port: int, path: str, timeout: float = 10) -> int:
     status, body, _ = http_get(port, path, timeout)
     assert status == 200, body[:500]
     return int(body)
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
 
 
 def fleet() -> dict[str, Any]:

@@ -7,8 +7,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ from redis_pool import PoolExhaustedError, PoolStats, get_pool, get_redis, pool_
 from redis_pool.config.alias import parse_alias
 from redis_pool.pools.sync import build_pool
 from redis_pool.stats.leaks import capture
-from tests.helpers import wait_for
+from tests.helpers import holding, wait_for
 from tests.redis_server import LOOPBACK, RedisServer, free_port
 
 # Every field of PoolStats, as the README documents them: a change here is a change of
@@ -58,16 +56,6 @@ TIMING_FIELDS = {"count", "total_ms", "mean_ms", "p95_ms", "max_ms"}
 
 def settings_for(server: RedisServer, **options: Any) -> dict[str, Any]:
     return {"default": {"url": server.url, "publish_stats": False, **options}}
-
-
-@contextmanager
-def holding(pool: Any, count: int) -> Iterator[list[Any]]:
-    connections = [pool.get_connection() for _ in range(count)]
-    try:
-        yield connections
-    finally:
-        for connection in connections:
-            pool.release(connection)
 
 
 @pytest.mark.parametrize("pool_timeout", [2.0, None], ids=["blocking", "plain"])

@@ -1,1 +1,1 @@
-"""Optional integrations with other Django libraries; each needs its extra."""
+"""Optional integrations with other Django libraries and tools, each behind its extra."""

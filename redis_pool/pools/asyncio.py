@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import inspect
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,12 @@ from redis_pool.config.defaults import default_client_name
 from redis_pool.config.keys import STANDALONE
 from redis_pool.exceptions import PoolExhaustedError
 from redis_pool.pools import hooks
-from redis_pool.pools.base import DIRECT_ALIAS, InstrumentedPoolMixin, direct_address
+from redis_pool.pools.base import (
+    DIRECT_ALIAS,
+    InstrumentedPoolMixin,
+    direct_address,
+    observability_id,
+)
 from redis_pool.pools.connections import (
     ASYNC_CONNECTION,
     ASYNC_PARSER,
@@ -110,6 +116,22 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
 _TIMED_OUT: Any = object()
 
 
+async def _record_checkout(pool: Any, start: float, created: bool) -> None:
+    """What redis-py's own asyncio blocking pool records in its OpenTelemetry metrics at a
+    checkout (``redis.observability``, redis-py 7.4+), which our line bypasses: the wait,
+    and the time to create a connection when the checkout made one (timed from the start
+    of the checkout: the line decides which checkout creates it). Looked up on redis-py's
+    module at call time, as its own pool does, so that whoever patches them is obeyed."""
+    redis_py: Any = async_connection
+    record_wait = getattr(redis_py, "record_connection_wait_time", None)
+    if record_wait is None:
+        return
+    elapsed = time.monotonic() - start
+    if created:
+        await redis_py.record_connection_create_time(connection_pool=pool, duration_seconds=elapsed)
+    await record_wait(pool_name=redis_py.get_pool_name(pool), duration_seconds=elapsed)
+
+
 def _expire(turn: asyncio.Future[Any]) -> None:
     if not turn.done():
         turn.set_result(_TIMED_OUT)
@@ -142,6 +164,8 @@ class AsyncInstrumentedPool:
         self._rp_leak_threshold = config.leak_detection_threshold
         self.counters = Counters(self._rp_leak_threshold)
         self._rp_monitored = config.monitored
+        # redis-py's asyncio pools (8.1) set no id of their own: see observability_id.
+        self._pool_id = observability_id(config.alias)
         self._rp_waiters: deque[asyncio.Future[Any]] = deque()
 
     def _rp_init_args(
@@ -204,12 +228,17 @@ class AsyncInstrumentedPool:
     # await in between, so it is atomic on the loop.
 
     async def _rp_get_in_turn(self) -> Any:
+        start = time.monotonic()
+        pool: Any = self
+        before = len(pool._available_connections) + len(pool._in_use_connections)
         if self._rp_waiters or not self.can_get_connection():
             connection = await self._rp_wait()
         else:
             connection = self.get_available_connection()
+        created = len(pool._available_connections) + len(pool._in_use_connections) > before
         try:
             await self.ensure_connection(connection)  # type: ignore[attr-defined]
+            await _record_checkout(self, start, created)
         except BaseException:
             await self.release(connection)  # not counted out: released uncounted
             raise

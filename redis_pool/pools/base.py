@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import secrets
 import sys
 from typing import Any
 
@@ -67,6 +68,16 @@ def _refresh_pid() -> int:
 os.register_at_fork(after_in_child=_refresh_pid)
 
 
+def observability_id(alias: str) -> str:
+    """The id redis-py's OpenTelemetry metrics put in a pool's name (``host:port_<id>``).
+
+    Ours say the alias, so that contrib.opentelemetry names the series by alias from the
+    name alone: redis-py also records from a pool's ``__del__``, during any garbage
+    collection, where looking pools up (under a lock) could deadlock.
+    """
+    return f"redis_pool:{alias}:{secrets.token_hex(4)}"
+
+
 class InstrumentedPoolMixin:
     """Per-alias counters, per-process client names, and the ``stats()`` snapshot."""
 
@@ -77,6 +88,7 @@ class InstrumentedPoolMixin:
     _rp_default_name: bool
     _rp_leak_threshold: float | None
     _rp_monitored: bool
+    _pool_id: str
     max_connections: int
     connection_kwargs: dict[str, Any]
 
@@ -129,8 +141,11 @@ class InstrumentedPoolMixin:
             super()._checkpid()  # type: ignore[misc]
 
     def reset(self) -> None:
-        # reset() runs in __init__ and, through _checkpid(), first thing in a forked
-        # child: a child starts with its own counters and its own client name.
+        # reset() runs in __init__ (after redis-py set its random _pool_id) and, through
+        # _checkpid(), first thing in a forked child: a child starts with its own counters
+        # and its own client name.
+        if self.alias != DIRECT_ALIAS:  # a pool of redis-py's arguments keeps redis-py's
+            self._pool_id = observability_id(self.alias)
         if getattr(self, "counters", None) is not None and self.counters.pid != os.getpid():
             self.counters = Counters(self._rp_leak_threshold)
             if self._rp_default_name:

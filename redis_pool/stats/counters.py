@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +20,20 @@ from typing import Any
 SAMPLES = 1024
 SAMPLE_MASK = SAMPLES - 1
 NEVER = float("inf")
+# Set by log_holds(): new counters also keep each hold time until an exporter takes it.
+_hold_log_size = 0
+
+
+def log_holds(size: int) -> None:
+    """Make every ``Counters`` built from now on keep its hold times one by one, up to
+    ``size`` not yet taken, for an exporter that records each (contrib.opentelemetry's
+    histogram). Off (0) by default, which costs the return path one comparison."""
+    global _hold_log_size
+    _hold_log_size = max(0, int(size))
+
+
+def new_hold_log() -> deque[float] | None:
+    return deque(maxlen=_hold_log_size) if _hold_log_size else None
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -104,6 +119,7 @@ class Counters:
         "errors",
         "exhausted",
         "high_water",
+        "hold_log",
         "hold_max",
         "hold_samples",
         "hold_slot",
@@ -138,6 +154,9 @@ class Counters:
         self.hold_samples: list[float] = [0.0] * SAMPLES
         self._connect_samples: list[float] = []
         self._wait_slot = self.hold_slot = 0
+        # Each hold time, for an exporter (log_holds); appended and taken without a lock
+        # (deque.append and popleft are atomic).
+        self.hold_log = new_hold_log()
         # Leak detection: a hold longer than leak_limit (seconds) is a suspected leak. NEVER
         # when off, so the release path compares one float either way.
         self.leak_limit = NEVER if leak_detection_threshold is None else leak_detection_threshold
@@ -170,6 +189,9 @@ class Counters:
         slot = self.hold_slot
         self.hold_samples[slot & SAMPLE_MASK] = seconds
         self.hold_slot = slot + 1
+        log = self.hold_log
+        if log is not None:
+            log.append(seconds)
 
     def waited(self, seconds: float) -> None:
         """A checkout waited ``seconds``, with or without a connection at the end (so the
