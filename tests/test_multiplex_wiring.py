@@ -266,3 +266,32 @@ def test_a_forked_child_closes_its_copy_of_the_shared_socket(mux: RedisServer) -
     finally:
         parent_loop.close()
     assert ours(mux) == []
+
+
+def test_a_retired_client_used_again_is_still_closed_with_the_loop(
+    fresh_server: RedisServer,
+) -> None:
+    async def main() -> tuple[MultiplexedRedis, int]:
+        old = aget_redis()
+        await old.ping()
+        with override_settings(REDIS_POOL=settings_for(fresh_server, max_in_flight=64)):
+            aget_redis()  # retires the old client
+            for _ in range(200):
+                if not old.multiplexed.connected:
+                    break
+                await asyncio.sleep(0.01)
+            assert not old.multiplexed.connected
+            await old.ping()  # a task that kept the old client: it reconnects
+            return old, len(ours(fresh_server))  # type: ignore[return-value]
+
+    with (
+        override_settings(REDIS_POOL=settings_for(fresh_server)),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        old, open_while_running = asyncio.run(main())
+        gc.collect()
+    assert open_while_running == 1
+    assert not old.multiplexed.connected
+    assert ours(fresh_server) == []
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
