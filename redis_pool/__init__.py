@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from redis_pool.aio import aget_redis, aget_replica
 from redis_pool.exceptions import AliasNotFound, ClusterUnavailableError, PoolExhaustedError
+from redis_pool.multiplex import MultiplexedRedis, MultiplexStats
 from redis_pool.observability import monitor as _monitor  # noqa: F401  (subscribes to hooks)
 from redis_pool.registry import (
     get_pool,
@@ -23,6 +24,8 @@ from redis_pool.stats.counters import PoolStats, Timing
 __all__ = [
     "AliasNotFound",
     "ClusterUnavailableError",
+    "MultiplexStats",
+    "MultiplexedRedis",
     "PoolExhaustedError",
     "PoolStats",
     "Timing",

@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 import types
 import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio
@@ -23,6 +25,7 @@ import redis.asyncio
 from redis_pool import registry
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.keys import DEFAULT_ALIAS, STANDALONE
+from redis_pool.multiplex import MultiplexedRedis, MultiplexStats
 from redis_pool.pools.asyncio import AsyncEntry, build_async
 from redis_pool.stats.counters import PoolStats
 from redis_pool.topologies.asyncio import (
@@ -33,22 +36,91 @@ from redis_pool.topologies.asyncio import (
 
 _ATTR = "_redis_pool_aio"  # where a loop keeps its _LoopPools
 
+# How long a retired multiplexed client lets the commands in flight finish before its
+# shared connection closes (they fail then, as a pool's borrowed connections never do).
+RETIRE_DRAIN_SECONDS = 5.0
+
+
+@dataclass
+class MultiplexedEntry:
+    """A multiplexed alias on one loop: the alias's async entry, built as for any alias (its
+    pool lends the dedicated connections), with ``MultiplexedRedis`` clients on top.
+
+    Sentinel: the replicas' client is multiplexed too (its shared connection goes to a
+    replica, as the replica pool's connections do). Same interface as ``AsyncEntry``.
+    """
+
+    inner: AsyncEntry | AsyncTopologyEntry
+    client: MultiplexedRedis
+    replica: MultiplexedRedis | None = None
+    muxes: list[MultiplexedRedis] = field(default_factory=list)
+
+    @property
+    def config(self) -> PoolConfig:
+        return self.inner.config
+
+    def retire(self) -> None:
+        self.inner.retire()
+
+    def connected(self) -> bool:
+        return self.inner.connected() or any(m.multiplexed.connected for m in self.muxes)
+
+    async def aclose(self, *, in_use: bool = True) -> None:
+        """The shared connections first (their commands may wait on nothing of the pool's),
+        then the pool; ``in_use=False`` (retired) lets commands in flight finish first."""
+        if not in_use:
+            await self._drain()
+        await asyncio.gather(*(m.multiplexed.aclose() for m in self.muxes))
+        await self.inner.aclose(in_use=in_use)
+
+    async def _drain(self) -> None:
+        deadline = time.monotonic() + RETIRE_DRAIN_SECONDS
+        # Polled: the connection keeps no "idle" event, and this runs once per retirement.
+        while time.monotonic() < deadline and any(
+            s.in_flight or s.queued or s.waiting for s in self.mux_stats()
+        ):
+            await asyncio.sleep(0.01)
+
+    def stats(self) -> list[PoolStats]:
+        return self.inner.stats()
+
+    def mux_stats(self) -> list[MultiplexStats]:
+        return [m.stats() for m in self.muxes]
+
+    def connections(self) -> list[Any]:
+        shared = [m.multiplexed.connection for m in self.muxes]
+        return [*self.inner.connections(), *(c for c in shared if c is not None)]
+
+
 # What one alias needs on one loop: a client, and how to close and count it.
-LoopEntry = AsyncEntry | AsyncTopologyEntry
+LoopEntry = AsyncEntry | AsyncTopologyEntry | MultiplexedEntry
 
 
 def build_entry(config: PoolConfig) -> LoopEntry:
     """The async side of one alias, for the running loop: the one place that branches on
-    topology. Constructs objects only: no network."""
-    if config.topology == STANDALONE:
-        return build_async(config)
-    return build_async_topology(config)
+    topology and multiplexing. Constructs objects only: no network."""
+    inner = build_async(config) if config.topology == STANDALONE else build_async_topology(config)
+    if not config.multiplex:
+        return inner
+    # E012 refuses Cluster: a cluster client has no single pool whose connection to share.
+    client = _multiplexed(config, inner.client)
+    replica = None
+    if isinstance(inner, AsyncSentinelEntry):
+        replica = _multiplexed(config, inner.replica)
+    muxes = [client] if replica is None else [client, replica]
+    return MultiplexedEntry(inner, client, replica, muxes)
+
+
+def _multiplexed(config: PoolConfig, plain: redis.asyncio.Redis) -> MultiplexedRedis:
+    return MultiplexedRedis(plain.connection_pool, max_in_flight=config.max_in_flight)
 
 
 class _LoopPools:
     """The async pools of one event loop, by alias."""
 
-    __slots__ = ("__weakref__", "clients", "closing", "entries", "loop", "pid", "retired")
+    __slots__ = (
+        "__weakref__", "clients", "closing", "entries", "loop", "muxes", "pid", "retired"
+    )  # fmt: skip
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -58,6 +130,9 @@ class _LoopPools:
         # Entries replaced after a settings change, still holding connections lent out.
         self.retired: list[LoopEntry] = []
         self.closing: set[asyncio.Task[None]] = set()
+        # Every multiplexed client handed out, retired ones included: a task still holding
+        # a retired one reopens its shared connection, which the loop's close must close.
+        self.muxes: weakref.WeakSet[MultiplexedRedis] = weakref.WeakSet()
 
     def retire(self, alias: str) -> None:
         """Stop handing out ``alias``'s pool and close it on its loop (any thread)."""
@@ -92,6 +167,8 @@ class _LoopPools:
         self.retired.clear()
         # Errors while closing sockets of a loop that is going away are of no use to anyone.
         await asyncio.gather(*(entry.aclose() for entry in entries), return_exceptions=True)
+        muxes = list(self.muxes)
+        await asyncio.gather(*(m.multiplexed.aclose() for m in muxes), return_exceptions=True)
 
 
 _lock = threading.Lock()
@@ -118,6 +195,8 @@ def aget_replica(alias: str = DEFAULT_ALIAS) -> redis.asyncio.Redis:
     """``get_replica()`` for async code: a Sentinel alias's replicas (the master when none
     is up), for reads that may lag; any other alias: the same client as ``aget_redis()``."""
     entry = _entry(_running_loop(), alias)
+    if isinstance(entry, MultiplexedEntry):
+        return entry.client if entry.replica is None else entry.replica
     if isinstance(entry, AsyncSentinelEntry):
         return entry.replica
     return entry.client
@@ -148,6 +227,8 @@ def _entry(loop: asyncio.AbstractEventLoop, alias: str) -> LoopEntry:
             entry = None
         if entry is None:
             entry = build_entry(config)
+            if isinstance(entry, MultiplexedEntry):
+                pools.muxes.update(entry.muxes)
             pools.entries[alias] = entry
             pools.clients[alias] = entry.client
         return entry
@@ -192,7 +273,7 @@ def _close_pools(loop: asyncio.AbstractEventLoop) -> None:
             return
         _live.discard(pools)
         pools.clients.clear()
-    if not (pools.entries or pools.retired or pools.closing):
+    if not (pools.entries or pools.retired or pools.closing or pools.muxes):
         return
     if asyncio._get_running_loop() is None:
         loop.run_until_complete(pools.aclose())
@@ -211,6 +292,14 @@ def async_pool_stats(alias: str = DEFAULT_ALIAS) -> list[PoolStats]:
     with _lock:
         entries = [pools.entries[alias] for pools in list(_live) if alias in pools.entries]
     return [stats for entry in entries for stats in entry.stats()]
+
+
+def async_multiplex_stats(alias: str = DEFAULT_ALIAS) -> list[MultiplexStats]:
+    """This process's multiplexed clients of ``alias``: one per live event loop (two for a
+    Sentinel alias: master and replicas); empty unless the alias sets ``multiplex``."""
+    with _lock:
+        entries = [pools.entries[alias] for pools in list(_live) if alias in pools.entries]
+    return [s for e in entries if isinstance(e, MultiplexedEntry) for s in e.mux_stats()]
 
 
 def refresh() -> None:
@@ -255,6 +344,9 @@ def _after_fork_in_child() -> None:
         for entry in [*pools.entries.values(), *pools.retired]:
             for connection in entry.connections():
                 _close_inherited_socket(connection)
+        for mux in list(pools.muxes):  # a retired client's shared connection, reopened
+            if mux.multiplexed.connection is not None:
+                _close_inherited_socket(mux.multiplexed.connection)
         _inherited.append(pools)
 
 

@@ -217,6 +217,49 @@ def test_w002_no_timeout() -> None:
     ]
 
 
+def test_e012_multiplex_on_a_cluster_alias() -> None:
+    [(cid, msg, hint)] = run({"default": {"cluster": True, "multiplex": True}})
+    assert cid == "redis_pool.E012"
+    assert msg == (
+        "REDIS_POOL['default'] sets 'multiplex': True on a Cluster alias: not supported."
+    )
+    assert hint is not None
+    assert "slot" in hint
+    # Standalone and Sentinel aliases accept it; so does a cluster with it off.
+    assert run({"default": {"multiplex": True, "max_in_flight": 8}}) == []
+    assert run({"default": {"cluster": True, "multiplex": False}}) == []
+    config = parse({"default": {"multiplex": True, "max_in_flight": 8}}).configs["default"]
+    assert (config.multiplex, config.max_in_flight) == (True, 8)
+    assert "multiplex" not in config.kwargs
+    assert "max_in_flight" not in config.kwargs
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("multiplex", "yes", "True or False"),
+        ("multiplex", 1, "True or False"),
+        ("max_in_flight", 0, "an integer of at least 1"),
+        ("max_in_flight", True, "an integer of at least 1"),
+        ("max_in_flight", 1.5, "an integer of at least 1"),
+    ],
+)
+def test_e004_multiplex_keys(key: str, value: Any, expected: str) -> None:
+    [(cid, msg, _hint)] = run({"default": {"multiplex": True, key: value}})
+    assert cid == "redis_pool.E004"
+    assert msg == f"REDIS_POOL['default'][{key!r}] must be {expected}, got {value!r}."
+
+
+def test_w005_max_in_flight_without_multiplex() -> None:
+    [(cid, msg, _hint)] = run({"default": {"max_in_flight": 64}})
+    assert cid == "redis_pool.W005"
+    assert msg == (
+        "REDIS_POOL['default']['max_in_flight'] is set but 'multiplex' is not True: "
+        "it has no effect."
+    )
+    assert parse({"default": {"max_in_flight": 64}}).configs["default"].multiplex is False
+
+
 def test_w003_no_default_alias() -> None:
     assert run({"cache": {}, "queue": {}}, REDIS_POOL_MIDDLEWARE_ALIAS="cache") == [
         (

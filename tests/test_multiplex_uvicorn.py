@@ -1,5 +1,6 @@
-"""End to end: 256 concurrent requests to async Django views under uvicorn, all sharing one
-multiplexed connection (tests/multiplex_asgi.py). Real uvicorn, real redis-server."""
+"""End to end: 256 concurrent requests to async Django views under uvicorn, through
+``request.aredis`` on an alias with ``"multiplex": True``, all sharing one connection
+(tests/multiplex_asgi.py). Real uvicorn, real redis-server."""
 
 from __future__ import annotations
 
@@ -70,12 +71,14 @@ def test_256_concurrent_requests_share_one_connection(fresh_server: RedisServer)
         proc.kill()
         proc.wait(timeout=10)
     assert results == [(200, f"t{i}".encode()) for i in range(256)]  # zero errors
+    assert stats["is_multiplexed"], stats["client_class"]  # request.aredis, from the setting
     assert stats["connections"] == 1
     assert stats["commands"] >= 256 * 2
     assert stats["mean_batch"] > 1  # requests' commands went out together
     assert stats["failed"] == 0
     # One shared connection plus the pool's connections that ran BLPOPs (26 of the
-    # requests, at most 8 at a time): never one per request.
-    assert 1 <= server_connections <= 1 + 8
+    # requests, at most 8 at a time: max_connections): never one per request.
+    assert 1 + 1 <= server_connections <= 1 + 8
+    assert stats["dedicated_max"] == 8
     evidence = {"server_connections": server_connections, **stats}
     print(f"EVIDENCE multiplex_uvicorn {json.dumps(evidence, sort_keys=True)}")

@@ -43,10 +43,13 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "E032": ({"default": {"sentinels": [("h", 1)], "service_name": "m",
                           "sentinel_kwargs": {"pasword": SECRET, "password": [SECRET]}}}, {}),
     "E033": ({"default": {"sentinels": [("h", 1)], "service_name": "m", "url": URL}}, {}),
+    "E012": ({"default": {"url": "redis+cluster://alice:" + SECRET + "@127.0.0.1:7000",
+                          "multiplex": True}}, {}),
     "W001": ({"default": {"url": URL, "max_connections": 20_000}}, {}),
     "W002": ({"default": {"url": URL, "socket_timeout": None}}, {}),
     "W003": ({"cache": {"url": URL}}, {"REDIS_POOL_MIDDLEWARE_ALIAS": "cache"}),
     "W004": ({"default": {"url": URL}}, {"DEBUG": True}),
+    "W005": ({"default": {"url": URL, "max_in_flight": 64}}, {}),
 }  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from redis_pool.config import defaults, topologies
 from redis_pool.config.keys import (
     ALIAS_RE,
     DEFAULT_ALIAS,
+    DEFAULT_MAX_IN_FLIGHT,
     OWN_KEYS,
     STANDALONE,
     TCP,
@@ -56,6 +57,9 @@ class PoolConfig:
     # Did the user name the connections (a key, or the url)? If not, each process names
     # its own (``defaults.default_client_name``: the pid changes at a fork).
     client_name_set: bool = False
+    # The async clients share one auto-pipelined connection per loop (docs: multiplexing).
+    multiplex: bool = False
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     @property
     def monitored(self) -> bool:
@@ -121,7 +125,7 @@ def _name_problems(alias: Any, options: Any) -> list[Problem]:
 
 
 def _warnings(where: str, options: Mapping[str, Any], max_connections: int) -> list[Problem]:
-    """W001 and W002, for an alias whose values are otherwise valid."""
+    """W001, W002 and W005, for an alias whose values are otherwise valid."""
     found: list[Problem] = []
     if max_connections > UNBOUNDED_THRESHOLD:
         found.append(
@@ -142,6 +146,15 @@ def _warnings(where: str, options: Mapping[str, Any], max_connections: int) -> l
                     error=False,
                 )
             )
+    if "max_in_flight" in options and options.get("multiplex") is not True:
+        found.append(
+            Problem(
+                "redis_pool.W005",
+                f"{where}['max_in_flight'] is set but 'multiplex' is not True: it has no effect.",
+                "Add 'multiplex': True, or remove 'max_in_flight'.",
+                error=False,
+            )
+        )
     return found
 
 
@@ -254,6 +267,8 @@ def _config(
         publish_interval=float(interval),
         leak_detection_threshold=None if threshold is None else float(threshold),
         client_name_set=client_name_set,
+        multiplex=options.get("multiplex") is True,
+        max_in_flight=options.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT),
     )
 
 

@@ -50,6 +50,9 @@ OWN_KEYS = frozenset(
         "publish_stats",
         "publish_interval",
         "leak_detection_threshold",
+        # multiplexing the async clients (aio.py, multiplex/; docs: multiplexing)
+        "multiplex",
+        "max_in_flight",
         # Sentinel and Cluster (config/topologies.py; docs: topologies)
         *TOPOLOGY_KEYS,
     }
@@ -72,6 +75,7 @@ BOOL_KEYS = frozenset(
         "ssl_check_hostname",
         "publish_stats",
         "cluster",
+        "multiplex",
     }
 )
 STR_KEYS = frozenset(
@@ -103,6 +107,8 @@ MAX_DB = 2**31 - 1
 MAX_CONNECTIONS_LIMIT = 100_000
 # Above this a pool is "effectively unbounded": W001.
 UNBOUNDED_THRESHOLD = 10_000
+# A multiplexed client's commands written and unanswered at most (multiplex/connection.py).
+DEFAULT_MAX_IN_FLIGHT = 1024
 
 
 def _params(*callables: Any) -> frozenset[str]:
@@ -188,6 +194,8 @@ def type_problem(key: str, value: Any) -> str | None:
         return None if 0 < value < 65536 else "between 1 and 65535"
     if key == "health_check_interval" and _is_int(value) and value < 0:
         return "an integer of at least 0"
+    if key == "max_in_flight":
+        return None if _is_int(value) and value >= 1 else "an integer of at least 1"
     if key in INT_KEYS:
         return None if _is_int(value) else "an integer"
     if key in NUMBER_OR_NONE_KEYS or key in POSITIVE_NUMBER_KEYS:

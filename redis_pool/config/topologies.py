@@ -103,7 +103,7 @@ def _nodes_problem(value: Any) -> bool:
 
 
 def check(where: str, options: Mapping[str, Any]) -> list[Problem]:
-    """The topology keys of one alias, checked (E030-E033)."""
+    """The topology keys of one alias, checked (E030-E033), and E012."""
     kind = kind_of(options)
     found = [
         Problem(
@@ -140,6 +140,16 @@ def check(where: str, options: Mapping[str, Any]) -> list[Problem]:
             Problem(
                 "redis_pool.E033",
                 f"{where} sets 'cluster': False but its url is a redis+cluster:// url.",
+            )
+        )
+    if kind == CLUSTER and options.get("multiplex") is True:
+        found.append(
+            Problem(
+                "redis_pool.E012",
+                f"{where} sets 'multiplex': True on a Cluster alias: not supported.",
+                "A cluster client routes each command to the node owning its key's slot, "
+                "over one pool per node: there is no single connection to share. Remove "
+                "'multiplex' for this alias.",
             )
         )
     if kind == SENTINEL and "sentinel_kwargs" in options:

@@ -25,10 +25,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from redis_pool.config.keys import DEFAULT_MAX_IN_FLIGHT as DEFAULT_MAX_IN_FLIGHT
 from redis_pool.multiplex.slots import InFlightLimit
 from redis_pool.multiplex.stats import MultiplexStats
 
-DEFAULT_MAX_IN_FLIGHT = 1024
 DEFAULT_PIPELINE_CHUNK = 128
 
 

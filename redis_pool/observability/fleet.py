@@ -158,6 +158,9 @@ def _process_row(snapshot: dict[str, Any], now: float, server: ServerView) -> di
         for name in SUMMED:
             row[name] = (row[name] or 0) + (pool.get(name) or 0)
     row["async_pools"] = len(extra)
+    # Multiplexed clients (one per event loop): shown as published, not summed into the
+    # pool's figures (their shared connection is not one of the pool's).
+    row["async_multiplex"] = snapshot.get("async_multiplex") or []
     row["age_s"] = round(max(0.0, (row["published_at"] or now) - (row["since"] or now)), 1)
     row["seen_s"] = round(max(0.0, now - (row["published_at"] or now)), 1)
     names = server.clients_by_name

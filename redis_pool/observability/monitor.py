@@ -43,6 +43,7 @@ from redis_pool import aio, registry
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import default_client_name, hostname
 from redis_pool.config.keys import STANDALONE
+from redis_pool.multiplex import MultiplexStats
 from redis_pool.pools import hooks
 from redis_pool.stats.counters import PoolStats
 from redis_pool.stats.leaks import scan
@@ -101,9 +102,16 @@ def stats_client(config: PoolConfig, name: str) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-def snapshot(alias: str, config: PoolConfig, stats: PoolStats, extra: list[PoolStats]) -> str:
+def snapshot(
+    alias: str,
+    config: PoolConfig,
+    stats: PoolStats,
+    extra: list[PoolStats],
+    multiplexed: list[MultiplexStats] | None = None,
+) -> str:
     """The JSON published for one alias of this process. Holds no secret: the address is
-    the masked one, and nothing from the settings but the numbers shown."""
+    the masked one, and nothing from the settings but the numbers shown. ``multiplexed``:
+    the alias's multiplexed clients, one per event loop (``async_multiplex``)."""
     data = stats.as_dict()
     interval = config.publish_interval
     data.update(
@@ -114,8 +122,16 @@ def snapshot(alias: str, config: PoolConfig, stats: PoolStats, extra: list[PoolS
         interval=interval,
         ttl=ttl_seconds(interval),
         async_pools=[s.as_dict() for s in extra],
+        async_multiplex=[_mux_dict(s, config) for s in multiplexed or ()],
     )
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _mux_dict(stats: MultiplexStats, config: PoolConfig) -> dict[str, Any]:
+    data = stats.as_dict()
+    data["alias"] = config.alias
+    data["address"] = config.address  # masked, as the pools' (never the raw kwargs)
+    return data
 
 
 @dataclass
@@ -227,7 +243,12 @@ class _Monitor:
             return
         stats = pool.stats()
         extra = _async_stats(alias)
-        if stats.created == 0 and not any(s.created for s in extra):
+        multiplexed = _multiplex_stats(alias)
+        if (
+            stats.created == 0
+            and not any(s.created for s in extra)
+            and not any(s.connects for s in multiplexed)
+        ):
             return  # this process has not talked to this alias's Redis: nothing to show
         if publisher is None:
             host = hostname()
@@ -242,7 +263,9 @@ class _Monitor:
         interval = config.publish_interval
         publisher.next_due = now + interval
         try:
-            publisher.publish(snapshot(alias, config, stats, extra), ttl_seconds(interval))
+            publisher.publish(
+                snapshot(alias, config, stats, extra, multiplexed), ttl_seconds(interval)
+            )
         except ResponseError as exc:
             pool.counters.add("publish_errors")
             if isinstance(exc, ReadOnlyError):
@@ -328,6 +351,13 @@ def _quietly(func: Any) -> None:
 def _async_stats(alias: str) -> list[PoolStats]:
     try:
         return aio.async_pool_stats(alias)
+    except Exception:
+        return []
+
+
+def _multiplex_stats(alias: str) -> list[MultiplexStats]:
+    try:
+        return aio.async_multiplex_stats(alias)
     except Exception:
         return []
 

@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import RedisError
 
+from redis_pool.aio import async_multiplex_stats
 from redis_pool.config.defaults import hostname
 from redis_pool.config.keys import STANDALONE
 from redis_pool.exceptions import AliasNotFound
@@ -58,6 +59,16 @@ def _age(seconds: float | None) -> str:
 
 def _num(value: Any) -> str:
     return "-" if value is None else str(value)
+
+
+def _mux_line(mux: dict[str, Any]) -> str:
+    """One multiplexed client (one event loop): its shared connection and dedicated ones."""
+    return (
+        f"{_num(mux.get('connections'))} shared connection, {_num(mux.get('in_flight'))} "
+        f"in flight, {_num(mux.get('batches'))} batches, mean batch "
+        f"{_num(mux.get('mean_batch'))}, dedicated {_num(mux.get('dedicated_in_use'))} in "
+        f"use of {_num(mux.get('dedicated_max'))}"
+    )
 
 
 class Command(BaseCommand):
@@ -220,6 +231,9 @@ class Command(BaseCommand):
                 text = self.style.WARNING(text)
             self.stdout.write(text)
         self.stdout.write(line(total))
+        for p in view.processes:
+            for mux in p.get("async_multiplex") or ():
+                self.stdout.write(f"  {p['host']}:{p['pid']} multiplexed  {_mux_line(mux)}")
         for item in view.unpublished:
             self.stdout.write(
                 self.style.WARNING(
@@ -286,6 +300,10 @@ class Command(BaseCommand):
                 ping, error = None, f"{type(exc).__name__}: {fleet.scrub(str(exc), config)}"
                 down.append(alias)
             stats = pool_stats(alias).as_dict()
+            stats["async_multiplex"] = [
+                {**m.as_dict(), "alias": alias, "address": get_config(alias).address}
+                for m in async_multiplex_stats(alias)
+            ]
             stats["ping_ms"] = ping
             stats["error"] = error
             pools = [stats]
@@ -335,6 +353,8 @@ class Command(BaseCommand):
                 f"{node['checkouts']} checkouts, {node['exhausted']} exhausted, "
                 f"{node['errors']} errors"
             )
+        for mux in row.get("async_multiplex", ()):
+            lines.append(f"multiplexed  {_mux_line(mux)}")
         for text in lines:
             self.stdout.write(f"  {text}")
         if row["error"]:
