@@ -37,8 +37,9 @@ IGNORABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 class _Client:
     """``cache.client.get_client()``: what ``django_redis.get_redis_connection()`` calls."""
 
-    def __init__(self, alias: str) -> None:
+    def __init__(self, alias: str, serializer: RedisSerializer) -> None:
         self.alias = alias
+        self._serializer = serializer  # django-redis's client attribute, read by its users
 
     def get_client(self, write: bool = True, **kwargs: Any) -> Any:
         return get_redis(self.alias)
@@ -61,7 +62,7 @@ class RedisCache(DjangoRedisExtras, BaseCache):
         except KeyError as exc:  # AliasNotFound
             raise ImproperlyConfigured(f"CACHES LOCATION {server!r}: {exc}") from None
         self._serializer = RedisSerializer()
-        self.client = _Client(self._alias)
+        self.client = _Client(self._alias, self._serializer)
 
     @property
     def alias(self) -> str:
@@ -204,10 +205,10 @@ class RedisCache(DjangoRedisExtras, BaseCache):
             self._run(self._set_many(data, timeout, version))
         return []
 
-    def delete_many(self, keys: Any, version: Any = None) -> None:
+    def delete_many(self, keys: Any, version: Any = None) -> Any:
+        """How many keys were deleted (django-redis's); None for no keys (Django's)."""
         made = list(self._keys(keys, version))
-        if made:
-            self._run(plans.delete_many(made))
+        return self._run(plans.delete_many(made)) if made else None
 
     def clear(self) -> None:
         """Delete this cache's keys (``KEY_PREFIX:*``), or the whole DB with CLEAR flushdb."""
@@ -281,10 +282,9 @@ class RedisCache(DjangoRedisExtras, BaseCache):
             await self._arun(self._set_many(data, timeout, version))
         return []
 
-    async def adelete_many(self, keys: Any, version: Any = None) -> None:
+    async def adelete_many(self, keys: Any, version: Any = None) -> Any:
         made = list(self._keys(keys, version))
-        if made:
-            await self._arun(plans.delete_many(made))
+        return await self._arun(plans.delete_many(made)) if made else None
 
     async def aclear(self) -> None:
         try:

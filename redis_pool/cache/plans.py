@@ -69,6 +69,8 @@ def set_(
     serializer: RedisSerializer, key: str, value: Any, timeout: int | None, nx: bool = False
 ) -> Plan:
     if timeout == 0:
+        if nx:  # an existing key is left alone; an absent one would expire at once
+            return Plan([(("EXISTS", key), NONE)], lambda r: not r[0], False)
         return Plan([(("DEL", key), NONE)], _nothing)
     args: tuple[Any, ...] = ("SET", key, serializer.dumps(value))
     if timeout is not None:
@@ -79,9 +81,7 @@ def set_(
 
 
 def add(serializer: RedisSerializer, key: str, value: Any, timeout: int | None) -> Plan:
-    if timeout == 0:
-        # Django's SETs and DELETEs again: "would it have been added" is "it is absent".
-        return Plan([(("EXISTS", key), NONE)], lambda r: not r[0], False)
+    # A zero timeout: Django's SETs NX and DELETEs again; set_() asks EXISTS instead.
     return set_(serializer, key, value, timeout, nx=True)
 
 
@@ -137,7 +137,8 @@ def set_many(serializer: RedisSerializer, data: dict[str, Any], timeout: int | N
 
 
 def delete_many(keys: Iterable[str]) -> Plan:
-    return Plan([(("DEL", *keys), NONE)], _nothing)
+    """Returns how many were deleted (django-redis's; Django's returns None)."""
+    return Plan([(("DEL", *keys), NONE)], _first, 0)
 
 
 def ttl(key: str, command: str = "TTL") -> Plan:
