@@ -23,8 +23,11 @@ class RedisSerializer:
         return pickle.dumps(obj, self.protocol)
 
     def loads(self, data: bytes | int) -> Any:
-        # Raw bytes always (the backend reads with NEVER_DECODE): a pickle starts with
-        # b"\x80", which int() refuses.
+        # Raw bytes always (the backend reads with NEVER_DECODE). A pickle of protocol 2+
+        # starts with b"\x80", which int() refuses: skip the costly failed int() for it.
+        # Anything else is tried as an integer first, as Django does.
+        if isinstance(data, bytes) and data[:1] == b"\x80":
+            return pickle.loads(data)
         try:
             return int(data)
         except ValueError:
