@@ -7,9 +7,10 @@ Starts its own redis-server on a free loopback port. Backends: ``redis_pool.cach
 options, used from one thread the way a view uses ``caches["..."]``. Operations: ``get``,
 ``set``, ``incr``, ``get_many`` of 10, ``set_many`` of 10 (with a timeout) and ``delete``.
 Each round runs every operation on every backend, the backends taking turns every 25
-operations; the figure is the median over rounds of operations per second. Only ratios within one run
-mean anything (the machine is shared). Goal (issue 11): no operation slower than either
-other backend, ``incr`` >= 1.5x Django's (one round trip against its two).
+operations; the figure is the median over rounds of operations per second. Only ratios
+within one run mean anything (the machine is shared). Goal (issue 11): no operation
+slower than either other backend, ``incr`` >= 1.5x Django's (one round trip against its
+two). A second table gives the client's CPU per operation.
 """
 
 from __future__ import annotations
@@ -68,11 +69,14 @@ def workload(cache: Any) -> dict[str, Callable[[int], None]]:
 
 
 def run(rounds: int, n: int) -> dict[str, dict[str, float]]:
-    """Median over rounds of ops/s. Within a round the backends alternate every CHUNK
-    operations, so a burst of load from other processes hits all three alike."""
+    """Median over rounds of ops/s, and of this process's CPU µs per operation (the
+    client's own cost, less sensitive to other processes than wall time). Within a round
+    the backends alternate every CHUNK operations, so a burst of load from other processes
+    hits all three alike."""
     from django.core.cache import caches
 
     per_op: dict[str, dict[str, list[float]]] = {op: {b: [] for b in NAMES} for op in OPS}
+    cpu_op: dict[str, dict[str, list[float]]] = {op: {b: [] for b in NAMES} for op in OPS}
     jobs = {}
     for backend in NAMES:
         cache = caches[backend]
@@ -87,16 +91,23 @@ def run(rounds: int, n: int) -> dict[str, dict[str, float]]:
     for r in range(rounds):
         for op in OPS:
             spent = dict.fromkeys(NAMES, 0.0)
+            cpu = dict.fromkeys(NAMES, 0.0)
             for i in range(slices):
                 order = order[1:] + order[:1]
                 for backend in order:
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     jobs[backend][op](i)
                     spent[backend] += time.perf_counter() - start
+                    cpu[backend] += time.process_time() - start_cpu
             for backend, seconds in spent.items():
                 per_op[op][backend].append(slices * CHUNK / seconds)
+                cpu_op[op][backend].append(cpu[backend] / (slices * CHUNK) * 1e6)
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
-    return {op: {b: statistics.median(v) for b, v in row.items()} for op, row in per_op.items()}
+    results = {}
+    for op in OPS:
+        results[op] = {b: statistics.median(v) for b, v in per_op[op].items()}
+        results[op].update({f"{b}_cpu_us": statistics.median(cpu_op[op][b]) for b in NAMES})
+    return results
 
 
 def main() -> int:
@@ -147,6 +158,13 @@ def main() -> int:
             f"| {op} | {ours:,.0f} | {theirs:,.0f} | {djredis:,.0f} "
             f"| {ours / theirs:.2f}x | {ours / djredis:.2f}x |"
         )
+    print()
+    print("client CPU µs per operation, median (lower is better)")
+    print("| operation | redis_pool.cache | Django RedisCache | django-redis |")
+    print("|---|---:|---:|---:|")
+    for op, row in results.items():
+        cells = " | ".join(f"{row[f'{b}_cpu_us']:.1f}" for b in NAMES)
+        print(f"| {op} | {cells} |")
     return 0
 
 
