@@ -49,7 +49,7 @@ class RedisCache(DjangoRedisExtras, BaseCache):
     """Django cache backend whose ``LOCATION`` is a ``REDIS_POOL`` alias."""
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
-        self._options = parse(server, server, params.get("OPTIONS"))
+        self._options = parse(server, params.get("OPTIONS"))
         super().__init__(params)
         self._alias = self._options.alias
         try:

@@ -55,11 +55,10 @@ class CacheOptions:
     clear: str = "prefix"
 
 
-def parse(name: str, location: Any, options: Any) -> CacheOptions:
+def parse(location: Any, options: Any) -> CacheOptions:
     """The backend's settings, or ImproperlyConfigured naming the setting and the fix.
 
-    ``name`` is only for messages: Django does not tell a backend its CACHES key, so it is
-    the LOCATION.
+    Messages name the LOCATION: Django does not tell a backend its CACHES key.
     """
     where = f"CACHES[...] with BACKEND 'redis_pool.cache.RedisCache' and LOCATION {location!r}"
     if not isinstance(location, str) or not location or any(c in location for c in ";,/:"):
