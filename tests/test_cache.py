@@ -514,3 +514,55 @@ def test_delete_many_counts(cache: RedisCache) -> None:
     assert cache.delete_many(key for key in ["a", "b", "c"]) == 2
     assert cache.delete_many(["a"]) == 0
     assert cache.delete_many([]) is None
+
+
+# -- manage.py check ---------------------------------------------------------------------------
+
+
+def test_manage_py_check_reports_bad_cache_settings() -> None:
+    """Django's own cache checks build every cache, so a refused setting stops
+    ``manage.py check`` with the backend's message (no separate check needed)."""
+    from django.core import checks
+
+    ours = "redis_pool.cache.RedisCache"
+    bad = {"default": {"BACKEND": ours, "LOCATION": "default", "OPTIONS": {"db": 3}}}
+    with override_settings(CACHES=bad), pytest.raises(ImproperlyConfigured, match="OPTIONS"):
+        checks.run_checks(tags=["caches"])
+    good = {"default": {"BACKEND": ours, "LOCATION": "default", "KEY_PREFIX": "p"}}
+    with override_settings(CACHES=good):
+        assert checks.run_checks(tags=["caches"]) == []
+
+
+def test_django_redis_extras_take_timedeltas_datetimes_and_a_prefix(cache: RedisCache) -> None:
+    import datetime
+
+    from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+    cache.set("k", 1, timeout=None)
+    assert cache.expire("k", datetime.timedelta(seconds=40)) is True
+    assert 38 <= cache.ttl("k") <= 40  # type: ignore[operator]
+    assert cache.expire("k", DEFAULT_TIMEOUT) is True
+    assert 298 <= cache.ttl("k") <= 300  # type: ignore[operator]
+    soon = datetime.datetime.now(tz=datetime.timezone.utc) + datetime.timedelta(seconds=20)
+    assert cache.pexpire_at("k", soon) is True
+    assert 18 <= cache.ttl("k") <= 20  # type: ignore[operator]
+    assert cache.pexpire("k", DEFAULT_TIMEOUT) is True
+    assert cache.persist("missing") is False
+    other = cache_on(KEY_PREFIX="o")
+    other.set("x1", 1)
+    cache.set("x1", 1)
+    assert cache.delete_pattern("x*", prefix="o") == 1
+    assert cache.has_key("x1")
+    assert not other.has_key("x1")
+
+
+def test_ignored_exceptions_can_be_silent(
+    fresh_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh_server.stop()
+    with override_settings(REDIS_POOL=_down_settings(fresh_server)):
+        cache = cache_on(
+            "down", OPTIONS={"IGNORE_EXCEPTIONS": True, "LOG_IGNORED_EXCEPTIONS": False}
+        )
+        assert cache.get("x", 1) == 1
+    assert "IGNORE_EXCEPTIONS" not in caplog.text
