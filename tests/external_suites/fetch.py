@@ -36,5 +36,11 @@ def sdist_tree(distribution: str, archive_prefix: str) -> Path:
         raise RuntimeError(f"pip download gave no {archive_prefix}-{installed}.tar.gz in {root}")
     with tarfile.open(found[0]) as archive:
         members = [m for m in archive.getmembers() if "/tests/" in m.name or m.isdir()]
-        archive.extractall(root, members=members, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+, 3.12
+            archive.extractall(root, members=members, filter="data")
+        else:  # an older patch release: check the names ourselves
+            for member in members:
+                if member.name.startswith("/") or ".." in Path(member.name).parts:
+                    raise RuntimeError(f"unsafe path in {found[0].name}: {member.name}")
+            archive.extractall(root, members=members)
     return tree
