@@ -101,7 +101,7 @@ def main() -> int:
     from redis.connection import BlockingConnectionPool, ConnectionPool
 
     django.setup()
-    from redis_pool.conf import parse_alias
+    from redis_pool.config.alias import parse_alias
     from redis_pool.pools import build_pool
     from tests.redis_server import RedisServer
 

@@ -6,9 +6,8 @@ Importing this package has no side effects: no settings access, no network.
 from __future__ import annotations
 
 from redis_pool.aio import aget_redis, aget_replica
-from redis_pool.pools import PoolExhaustedError
+from redis_pool.exceptions import AliasNotFound, ClusterUnavailableError, PoolExhaustedError
 from redis_pool.registry import (
-    AliasNotFound,
     get_pool,
     get_redis,
     get_replica,
@@ -17,7 +16,6 @@ from redis_pool.registry import (
     pool_stats,
 )
 from redis_pool.stats import PoolStats, Timing
-from redis_pool.topologies import ClusterUnavailableError
 
 __all__ = [
     "AliasNotFound",

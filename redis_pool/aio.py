@@ -23,7 +23,8 @@ import redis.asyncio
 from redis_pool import registry
 from redis_pool.aio_pools import AsyncEntry, build_async
 from redis_pool.aio_topologies import AsyncSentinelEntry, AsyncTopologyEntry, build_async_topology
-from redis_pool.conf import DEFAULT_ALIAS, PoolConfig
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.keys import DEFAULT_ALIAS, STANDALONE
 from redis_pool.stats import PoolStats
 
 _ATTR = "_redis_pool_aio"  # where a loop keeps its _LoopPools
@@ -35,7 +36,7 @@ LoopEntry = AsyncEntry | AsyncTopologyEntry
 def build_entry(config: PoolConfig) -> LoopEntry:
     """The async side of one alias, for the running loop: the one place that branches on
     topology. Constructs objects only: no network."""
-    if config.topology == "standalone":
+    if config.topology == STANDALONE:
         return build_async(config)
     return build_async_topology(config)
 

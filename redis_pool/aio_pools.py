@@ -8,8 +8,10 @@ parsed alias into an async client; ``aio.py`` keeps one result per event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -35,17 +37,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry as SyncRetry
 
 from redis_pool import monitor
-from redis_pool.conf import PoolConfig, default_client_name
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.defaults import default_client_name
+from redis_pool.config.keys import STANDALONE
+from redis_pool.exceptions import PoolExhaustedError
 from redis_pool.leaks import capture, note_late_return, scan
-from redis_pool.pools import (
-    InstrumentedPoolMixin,
-    PoolExhaustedError,
-    auth_failure,
-    leak_detection_threshold,
-)
+from redis_pool.pools import InstrumentedPoolMixin, auth_failure
 from redis_pool.stats import Counters, PoolStats
 
-# conf.py resolves settings to redis-py's sync classes; these are their asyncio twins.
+# config/ resolves settings to redis-py's sync classes; these are their asyncio twins.
 _ASYNC_CONNECTION: dict[type[Any], type[Any]] = {
     sync_connection.Connection: async_connection.Connection,
     sync_connection.SSLConnection: async_connection.SSLConnection,
@@ -119,7 +119,7 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
                 f"{where}['parser_class'] is {parser!r}, which has no redis.asyncio twin."
             )
         kwargs["parser_class"] = _ASYNC_PARSER[parser]
-    if "client_name" not in config.options:
+    if not config.client_name_set:
         # The parsed name carries the pid of the process that parsed settings; a pool is
         # built later, maybe in a forked child, which must name its own connections.
         kwargs["client_name"] = default_client_name(config.alias)
@@ -184,6 +184,15 @@ def instrumented_async_connection_class(base: type[Any]) -> type[Any]:
     return Instrumented
 
 
+# What a waiter's future receives when its pool_timeout runs out.
+_TIMED_OUT: Any = object()
+
+
+def _expire(turn: asyncio.Future[Any]) -> None:
+    if not turn.done():
+        turn.set_result(_TIMED_OUT)
+
+
 class AsyncInstrumentedPool:
     """Counts checkouts, returns and exhaustion of one alias's pool on one event loop.
 
@@ -197,6 +206,7 @@ class AsyncInstrumentedPool:
     max_connections: int
     timeout: float | None = None
     can_get_connection: Callable[[], Any]  # redis-py's
+    get_available_connection: Callable[[], Any]  # redis-py's
     # Set when settings changed: the pool takes no new work; returned connections close.
     retired = False
 
@@ -207,9 +217,10 @@ class AsyncInstrumentedPool:
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
         self.address = config.address
-        self._rp_leak_threshold = leak_detection_threshold(config)
+        self._rp_leak_threshold = config.leak_detection_threshold
         self.counters = Counters(self._rp_leak_threshold)
         self._rp_monitored = monitor.wanted(config)
+        self._rp_waiters: deque[asyncio.Future[Any]] = deque()
 
     def make_connection(self) -> Any:
         connection = super().make_connection()  # type: ignore[misc]
@@ -224,31 +235,85 @@ class AsyncInstrumentedPool:
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
         # The event loop's thread is the only writer of these counters, like the sync
         # pools' critical sections: plain adds, no lock (stats.Counters.checked_out).
-        if self._rp_blocking and not self.can_get_connection():
-            return await self._rp_get_after_waiting()
+        if self._rp_blocking:
+            return await self._rp_get_in_turn()
         try:
             connection = await super().get_connection()  # type: ignore[misc]
         except RedisConnectionError as exc:
             raise self._rp_exhausted(exc) from None
         return self._rp_checked_out(connection)
 
-    async def _rp_get_after_waiting(self) -> Any:
+    # -- the blocking pool's line: first come, first served ------------------------------
+    # redis-py's asyncio blocking pool wakes a waiter with a Condition, and the task that
+    # released the connection (still running) takes it back on its next command before the
+    # woken waiter runs: with 64 tasks on 8 connections, 56 starve into PoolExhaustedError.
+    # Here a returned connection is handed to the oldest waiter's future directly, and a
+    # checkout queues behind anyone already waiting. Every decision is made without an
+    # await in between, so it is atomic on the loop.
+
+    async def _rp_get_in_turn(self) -> Any:
+        if self._rp_waiters or not self.can_get_connection():
+            connection = await self._rp_wait()
+        else:
+            connection = self.get_available_connection()
+        try:
+            await self.ensure_connection(connection)  # type: ignore[attr-defined]
+        except BaseException:
+            await self.release(connection)  # not counted out: released uncounted
+            raise
+        return self._rp_checked_out(connection)
+
+    async def _rp_wait(self) -> Any:
         counters = self.counters
         counters.waits += 1
         counters.waiting += 1
         start = perf_counter()
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[Any] = loop.create_future()
+        self._rp_waiters.append(turn)
+        timer = None if self.timeout is None else loop.call_later(self.timeout, _expire, turn)
         try:
-            connection = await super().get_connection()  # type: ignore[misc]
-        except RedisConnectionError as exc:
-            error = self._rp_exhausted(exc)
-            if isinstance(error, PoolExhaustedError):
-                counters.waited(perf_counter() - start)  # as the sync pool: count == waits
-                counters.wait_timeouts += 1
-            raise error from None
+            connection = await turn
+        except BaseException:
+            # Cancelled (a timeout of the caller's, a client gone): leave the line, and
+            # pass on a connection handed over meanwhile, or nobody would ever get it.
+            self._rp_withdraw(turn)
+            raise
         finally:
             counters.waiting -= 1
-        counters.waited(perf_counter() - start)
-        return self._rp_checked_out(connection)
+            counters.waited(perf_counter() - start)  # as the sync pool: count == waits
+            if timer is not None:
+                timer.cancel()
+        if connection is _TIMED_OUT:
+            with contextlib.suppress(ValueError):  # a return may have dropped it already
+                self._rp_waiters.remove(turn)
+            counters.wait_timeouts += 1
+            counters.exhausted += 1
+            raise PoolExhaustedError(self.alias, self.max_connections, self.timeout)
+        return connection
+
+    def _rp_withdraw(self, turn: asyncio.Future[Any]) -> None:
+        if turn.done() and not turn.cancelled():
+            connection = turn.result()
+            if connection is not _TIMED_OUT:
+                self._rp_hand_on(connection)
+        with contextlib.suppress(ValueError):
+            self._rp_waiters.remove(turn)
+
+    def _rp_hand_on(self, connection: Any) -> None:
+        """A checked-out ``connection`` to the oldest waiter, or back to the free list."""
+        if not self._rp_hand_off(connection):
+            pool: Any = self
+            pool._in_use_connections.discard(connection)
+            pool._available_connections.append(connection)
+
+    def _rp_serve(self) -> None:
+        """Give free slots to waiters that queued while a return was on its way."""
+        waiters = self._rp_waiters
+        while waiters and self.can_get_connection():
+            turn = waiters.popleft()
+            if not turn.done():
+                turn.set_result(self.get_available_connection())
 
     def _rp_exhausted(self, exc: RedisConnectionError) -> Exception:
         """``exc`` as ``PoolExhaustedError`` if it says the pool had no connection."""
@@ -283,9 +348,32 @@ class AsyncInstrumentedPool:
                 # The monitor thread scans the registry's pools only: log it from here
                 # (a rare path: the connection was held past the threshold).
                 scan(self.alias, counters, ())
-        await super().release(connection)  # type: ignore[misc]
+        if self._rp_waiters and not self._rp_passed(connection):
+            if connection.should_reconnect():
+                await connection.disconnect()
+            if self._rp_hand_off(connection):
+                return
         if self.retired:
-            await connection.disconnect()
+            await connection.disconnect()  # still in use by us: nobody else can take it
+        await super().release(connection)  # type: ignore[misc]
+        if self._rp_blocking:
+            self._rp_serve()
+
+    def _rp_passed(self, connection: Any) -> bool:
+        """Whether ``connection`` is not this pool's to hand over (redis-py's release then
+        decides what to do with it)."""
+        pool: Any = self
+        return connection not in pool._in_use_connections
+
+    def _rp_hand_off(self, connection: Any) -> bool:
+        """Give ``connection`` (still counted in use) to the oldest live waiter, if any."""
+        waiters = self._rp_waiters
+        while waiters:
+            turn = waiters.popleft()
+            if not turn.done():
+                turn.set_result(connection)
+                return True
+        return False
 
     def stats(self) -> PoolStats:
         """A snapshot of this pool's counters; never touches the pool or the network."""
@@ -346,7 +434,7 @@ class AsyncEntry:
 def build_async(config: PoolConfig) -> AsyncEntry:
     """The async client of one alias, for the running event loop. Objects only: no network."""
     topology = config.topology
-    if topology != "standalone":
+    if topology != STANDALONE:
         raise ImproperlyConfigured(
             f"REDIS_POOL[{config.alias!r}] is a {topology} alias: build_async() builds "
             "standalone aliases, redis_pool.aio.build_entry() builds every kind."

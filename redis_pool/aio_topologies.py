@@ -43,8 +43,10 @@ from redis_pool.aio_pools import (
     async_kwargs,
     instrumented_async_connection_class,
 )
-from redis_pool.conf import MASK, PoolConfig
-from redis_pool.pools import InstrumentedPoolMixin, leak_detection_threshold
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.keys import CLUSTER, SENTINEL, SSL
+from redis_pool.config.secrets import node_address
+from redis_pool.pools import InstrumentedPoolMixin
 from redis_pool.stats import Counters, PoolStats
 from redis_pool.topologies import MASTER_CHECK_BACKOFF, MASTER_CHECK_INTERVAL
 
@@ -92,9 +94,11 @@ def _async_retry(retry: Any) -> Any:
 
 def _sentinel_pool(config: PoolConfig, sentinel: Sentinel, *, master: bool) -> AnyAsyncPool:
     kwargs = async_kwargs(config)
-    base = SentinelManagedSSLConnection if config.transport == "ssl" else SentinelManagedConnection
+    base = SentinelManagedSSLConnection if config.transport == SSL else SentinelManagedConnection
     kwargs["connection_class"] = instrumented_async_connection_class(base)
-    kwargs.update(service_name=config.service_name, sentinel_manager=sentinel, is_master=master)
+    kwargs.update(
+        service_name=config.discovery.service_name, sentinel_manager=sentinel, is_master=master
+    )
     address = config.address if master else f"{config.address} replicas"
     pool_config = replace(config, address=address)
     if config.pool_timeout is None:
@@ -153,9 +157,9 @@ async def aclose_sentinels(manager: Sentinel) -> None:
 
 
 def build_sentinel(config: PoolConfig) -> AsyncSentinelEntry:
-    sentinel_kwargs = dict(config.sentinel_kwargs)
+    sentinel_kwargs = dict(config.discovery.sentinel_kwargs)
     sentinel_kwargs["retry"] = _async_retry(sentinel_kwargs.get("retry"))
-    sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(config.discovery.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     master = _sentinel_pool(config, sentinel, master=True)
     replicas = _sentinel_pool(config, sentinel, master=False)
     return AsyncSentinelEntry(
@@ -202,14 +206,14 @@ class AsyncClusterEntry:
         connection_class = kwargs.pop("connection_class")
         retry = kwargs.pop("retry", None)
         accepted = {k: v for k, v in kwargs.items() if k in _cluster_keys()}
-        (host, port), *others = config.startup_nodes
+        (host, port), *others = config.discovery.startup_nodes
         client = RedisCluster(
             host=host,
             port=port,
             startup_nodes=[ClusterNode(h, p) for h, p in others],
             max_connections=config.max_connections,  # per node
             retry=retry,
-            ssl=config.transport == "ssl",
+            ssl=config.transport == SSL,
             **accepted,
         )
         # RedisCluster has no connection_class parameter: it picks Connection or
@@ -237,13 +241,10 @@ class AsyncClusterEntry:
         node = self.nodes.get(name)
         if node is None:
             config = self.config
-            scheme = "rediss" if config.transport == "ssl" else "redis"
-            secret = config.kwargs.get("password") or config.kwargs.get("username")
-            creds = f"{MASK}@" if secret else ""
-            threshold = leak_detection_threshold(config)
+            threshold = config.leak_detection_threshold
             node = self.nodes[name] = AsyncClusterNode(
                 alias=config.alias,
-                address=f"{scheme}://{creds}{name}",
+                address=node_address(config.kwargs, config.transport, host, port),
                 max_connections=config.max_connections,
                 counters=Counters(threshold),
                 connection_kwargs=config.kwargs,
@@ -285,8 +286,8 @@ AsyncTopologyEntry = AsyncSentinelEntry | AsyncClusterEntry
 
 def build_async_topology(config: PoolConfig) -> AsyncTopologyEntry:
     """The async client(s) of a Sentinel or Cluster alias for the running loop."""
-    if config.topology == "sentinel":
+    if config.topology == SENTINEL:
         return build_sentinel(config)
-    if config.topology == "cluster":
+    if config.topology == CLUSTER:
         return AsyncClusterEntry(config)
     raise ValueError(f"not a Sentinel or Cluster alias: {config.topology!r}")

@@ -20,9 +20,11 @@ import redis
 from redis.exceptions import RedisError, ResponseError
 
 from redis_pool import monitor
-from redis_pool.conf import MASK, PoolConfig
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.defaults import hostname
+from redis_pool.config.keys import STANDALONE
+from redis_pool.config.secrets import redact
 from redis_pool.registry import get_config
-from redis_pool.stats import hostname
 
 READER_PREFIX = "redis_poolstats:"
 POOL_PREFIX = "redis_pool:"
@@ -122,14 +124,10 @@ class AliasView:
 def scrub(text: str, config: PoolConfig) -> str:
     """``text`` from a server or a socket error with this alias's credentials blanked.
 
-    Settings are masked where they are shown (``conf.show``); this covers what the
+    Settings are masked where they are shown (``secrets.show``); this covers what the
     outside world says back, which we do not control.
     """
-    for key in ("password", "username"):
-        secret = config.kwargs.get(key)
-        if isinstance(secret, str) and secret and secret != "default":
-            text = re.sub(re.escape(secret), MASK, text)
-    return text
+    return redact(text, config.kwargs)
 
 
 def _text(value: Any) -> str:
@@ -225,8 +223,8 @@ def read_alias(alias: str) -> AliasView:
     """This alias's fleet: snapshots, server view. Never raises for Redis being down."""
     config = get_config(alias)
     view = AliasView(alias=alias, address=config.address)
-    topology = getattr(config, "topology", "standalone")
-    if topology != "standalone":
+    topology = config.topology
+    if topology != STANDALONE:
         view.note = (
             f"not covered: the fleet view covers standalone servers and {alias!r} is a "
             f"{topology} alias (--local shows this process's pools)"

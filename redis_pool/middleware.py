@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject
 
 from redis_pool.aio import aget_redis
-from redis_pool.conf import conf
+from redis_pool.config.settings import conf
 from redis_pool.registry import get_redis
 
 

@@ -15,7 +15,10 @@ from the user's pool and the server's CLIENT LIST can tell it apart):
 - ``redis_pool:stats:<alias>``: a sorted set indexing those keys, so that readers need no
   SCAN; trimmed by the publishers and expiring by itself when nothing publishes.
 
-Redis down: the publish fails, ``publish_errors`` counts it, the next interval tries again.
+Redis down: the publish fails, ``publish_errors`` counts it, the next interval tries again
+on a new connection. Redis refusing the keys (an ACL without ``redis_pool:stats:*``): the
+connection is healthy and kept, a warning says so once, and attempts back off
+exponentially up to ``REFUSED_BACKOFF_CAP`` seconds.
 """
 
 from __future__ import annotations
@@ -33,31 +36,27 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.connection import ConnectionPool
+from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
 from redis.retry import Retry
 
-from redis_pool.conf import PoolConfig, default_client_name
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.defaults import default_client_name, hostname
+from redis_pool.config.keys import STANDALONE
 from redis_pool.leaks import scan
-from redis_pool.stats import PoolStats, hostname
+from redis_pool.stats import PoolStats
 
 logger = logging.getLogger("redis_pool.stats")
 
 SCHEMA = 1
 KEY_PREFIX = "redis_pool:stats:"
 STATS_CLIENT_PREFIX = "redis_pool_stats:"
-DEFAULT_PUBLISH_INTERVAL = 2.0
 # The publisher's own connection gives up fast: it runs beside the app, not for it.
 STATS_SOCKET_TIMEOUT = 1.0
 # Index members whose key expired this long ago (by the publisher's clock) are dropped;
 # generous, so that clock skew between hosts never drops a live process.
 INDEX_GRACE_MS = 60_000
-
-
-def publish_enabled(config: PoolConfig) -> bool:
-    return bool(config.options.get("publish_stats", True))
-
-
-def publish_interval(config: PoolConfig) -> float:
-    return float(config.options.get("publish_interval") or DEFAULT_PUBLISH_INTERVAL)
+# A refused publish (NOPERM...) is retried after interval * 2**n seconds, at most this long.
+REFUSED_BACKOFF_CAP = 60.0
 
 
 def ttl_seconds(interval: float) -> float:
@@ -67,13 +66,13 @@ def ttl_seconds(interval: float) -> float:
 
 def wanted(config: PoolConfig) -> bool:
     """Does this alias need the monitor thread (publishing, or leak detection)?"""
-    return publish_enabled(config) or config.options.get("leak_detection_threshold") is not None
+    return config.publish_stats or config.leak_detection_threshold is not None
 
 
 def publishable(config: PoolConfig) -> bool:
     # Sentinel and Cluster aliases have no single server address in their kwargs; the
     # fleet view covers standalone servers (README: Pool statistics).
-    return publish_enabled(config) and getattr(config, "topology", "standalone") == "standalone"
+    return config.publish_stats and config.topology == STANDALONE
 
 
 def index_key(alias: str) -> str:
@@ -109,7 +108,7 @@ def snapshot(alias: str, config: PoolConfig, stats: PoolStats, extra: list[PoolS
     """The JSON published for one alias of this process. Holds no secret: the address is
     the masked one, and nothing from the settings but the numbers shown."""
     data = stats.as_dict()
-    interval = publish_interval(config)
+    interval = config.publish_interval
     data.update(
         schema=SCHEMA,
         project=default_client_name(alias).split(":")[1],
@@ -133,6 +132,8 @@ class _Publisher:
     member: str
     next_due: float = 0.0
     failing: bool = False
+    refusals: int = 0  # consecutive publishes the server refused (a healthy connection)
+    warned: bool = False
 
     def publish(self, payload: str, ttl: float) -> None:
         now_ms = int(time.time() * 1000)
@@ -214,7 +215,7 @@ class _Monitor:
                     delay = min(delay, max(0.05, counters.leak_limit / 4))
                 if publishable(config):
                     self._publish(alias, config, pool, force)
-                    delay = min(delay, max(0.05, publish_interval(config) / 2))
+                    delay = min(delay, max(0.05, config.publish_interval / 2))
                 else:
                     self._drop(alias)
             for alias in [a for a in self.publishers if a not in current]:
@@ -243,11 +244,18 @@ class _Monitor:
                 member=f"{host}:{self.pid}",
             )
             self.publishers[alias] = publisher
-        interval = publish_interval(config)
+        interval = config.publish_interval
         publisher.next_due = now + interval
         try:
             publisher.publish(snapshot(alias, config, stats, extra), ttl_seconds(interval))
-        except Exception as exc:  # Redis down, refused, slow: count it, retry next time
+        except ResponseError as exc:
+            pool.counters.add("publish_errors")
+            if isinstance(exc, ReadOnlyError):
+                # A demoted master: a new connection may reach the new one (DNS failover).
+                publisher.client.connection_pool.disconnect()
+            # Otherwise (NOPERM, OOM...) the server answered: the connection is fine, keep it.
+            self._refused(publisher, exc, now, interval)
+        except Exception as exc:  # Redis down or slow: count it, retry next time afresh
             pool.counters.add("publish_errors")
             publisher.client.connection_pool.disconnect()
             if not publisher.failing:
@@ -260,6 +268,32 @@ class _Monitor:
         else:
             pool.counters.add("publishes")
             publisher.failing = False
+            publisher.refusals = 0
+
+    @staticmethod
+    def _refused(publisher: _Publisher, exc: ResponseError, now: float, interval: float) -> None:
+        # Reconnecting would not help (the same user is refused again) and costs the server
+        # a connection per interval: back off instead, and tell the operator once.
+        publisher.refusals += 1
+        delay = min(interval * 2 ** min(publisher.refusals, 32), max(REFUSED_BACKOFF_CAP, interval))
+        publisher.next_due = now + delay
+        if not publisher.warned:
+            publisher.warned = True
+            advice = (
+                "Grant the alias's user the keys redis_pool:stats:*, or set 'publish_stats': False."
+                if isinstance(exc, NoPermissionError)
+                else "Set 'publish_stats': False to stop publishing to this server."
+            )
+            # Redis's own text names the refusal, never a credential.
+            logger.warning(
+                "redis_pool: Redis refused the stats of alias %r (%s: %s); retrying with "
+                "back-off up to %ss. %s",
+                publisher.alias,
+                type(exc).__name__,
+                exc,
+                REFUSED_BACKOFF_CAP,
+                advice,
+            )
 
     def _drop(self, alias: str) -> None:
         publisher = self.publishers.pop(alias, None)

@@ -10,6 +10,8 @@ closes and errors are counted by the connection class, off the checkout path.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import sys
 import threading
@@ -21,30 +23,16 @@ from time import monotonic, perf_counter
 from typing import Any
 
 from redis.connection import BlockingConnectionPool, ConnectionPool
-from redis.exceptions import AuthenticationError, MaxConnectionsError
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import monitor
-from redis_pool.conf import PoolConfig, default_client_name
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.defaults import default_client_name, hostname
+from redis_pool.exceptions import PoolExhaustedError
 from redis_pool.leaks import capture, note_late_return
-from redis_pool.stats import Counters, PoolStats, hostname
-
-
-class PoolExhaustedError(MaxConnectionsError):
-    """Every connection of an alias's pool is checked out (after waiting, if blocking)."""
-
-    def __init__(self, alias: str, limit: int, waited: float | None) -> None:
-        if waited is None:
-            how = "it is a plain pool ('pool_timeout': None), so it does not wait"
-        else:
-            how = f"no connection came free within pool_timeout={waited:g}s"
-        super().__init__(
-            f"Redis pool {alias!r} is exhausted: all {limit} connections (max_connections) "
-            f"are in use and {how}."
-        )
-        self.alias = alias
-        self.limit = limit
+from redis_pool.stats import Counters, PoolStats
 
 
 class _CountingSet(set[Any]):
@@ -109,10 +97,22 @@ class _CountingLifoQueue(LifoQueue[Any]):
     ``PoolExhaustedError`` (redis-py's own queue does that). Free slots stay LIFO, so warm
     connections are reused first. Free slots hold a connection or redis-py's ``None``
     placeholder, so the in-use gauge is ``maxsize - len(queue)``.
+
+    A waiter interrupted by any exception (a signal handler raising, KeyboardInterrupt,
+    Celery's soft time limit, a gevent Timeout) leaves the line, and passes on a connection
+    already handed to it: otherwise nobody would ever receive it and the slot is lost.
     """
 
     def __init__(self, maxsize: int, pool: BlockingRedisPool) -> None:
         super().__init__(maxsize)
+        # A reentrant mutex, for two reasons. Its Condition.wait() takes it back without
+        # being interruptible (a plain Lock's can be interrupted by a signal handler that
+        # raises, leaving the waiter outside the lock it must hold to leave the line). And
+        # it knows its owner, so an interrupted waiter can make sure it holds it.
+        self.mutex = threading.RLock()  # type: ignore[assignment]
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
         # Pre-filled with redis-py's "no connection yet" placeholders, so that redis-py's
         # own filling loop finds the queue full at once and no fill counts as a return.
         self.queue.extend([None] * maxsize)
@@ -132,6 +132,7 @@ class _CountingLifoQueue(LifoQueue[Any]):
         counters.waits += 1
         counters.waiting += 1
         start = monotonic()
+        timed = False
         waiter = _Waiter(self.mutex)
         self.waiters.append(waiter)
         try:
@@ -142,18 +143,49 @@ class _CountingLifoQueue(LifoQueue[Any]):
                     continue
                 remaining = deadline - monotonic()
                 if not block or remaining <= 0.0:
-                    self.waiters.remove(waiter)
-                    # A wait that ended empty-handed is a wait too: the timing's count is
-                    # `waits`, so its total and mean must include the timeouts.
-                    counters.waited(monotonic() - start)
-                    counters.wait_timeouts += 1
-                    counters.exhausted += 1
-                    raise PoolExhaustedError(self.alias, self.maxsize, self.timeout)
+                    break
                 waiter.ready.wait(remaining)
+            # A wait that ended empty-handed is a wait too: the timing's count is `waits`,
+            # so its total and mean include the timeouts.
             counters.waited(monotonic() - start)
+            timed = True
+            if waiter.item is _NOTHING:
+                counters.wait_timeouts += 1
+                counters.exhausted += 1
+                raise PoolExhaustedError(self.alias, self.maxsize, self.timeout)
             return self._handed(waiter.item)
+        except BaseException:
+            self._withdraw(waiter)
+            if not timed:
+                counters.waited(monotonic() - start)
+            raise
         finally:
             counters.waiting -= 1
+
+    def _withdraw(self, waiter: _Waiter) -> None:
+        """``waiter`` leaves the line (timed out or interrupted), passing on a connection
+        that was handed to it meanwhile."""
+        mutex: Any = self.mutex
+        while not mutex._is_owned():
+            # Interrupted where Condition.wait() had let go of the lock: take it back (and
+            # keep it: get()'s ``with`` releases it). A second interrupt while doing so
+            # must not stop this, the first one is already on its way to the caller.
+            with contextlib.suppress(BaseException):
+                mutex.acquire()
+        item = waiter.item
+        if item is _NOTHING:
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(waiter)
+            return
+        waiter.item = _NOTHING
+        # Handed out, so counted as returned by its previous holder; not used here: the
+        # next waiter's or the queue's, as a return would have made it.
+        if self.waiters:
+            heir = self.waiters.popleft()
+            heir.item = item
+            heir.ready.notify()
+        else:
+            self.queue.append(item)
 
     def _handed(self, item: Any) -> Any:
         """A returned connection handed to a waiter: a checkout (in use did not change)."""
@@ -205,6 +237,33 @@ class _LeakTrackingLifoQueue(_CountingLifoQueue):
             held = perf_counter() - out
             if held > self.counters.leak_limit:
                 note_late_return(self.counters, item, out, held)
+
+
+class _ClosingOnReturn:
+    """Mixed into a retired pool's in-use set or queue (``retire_class``): a connection
+    that comes back is closed instead of kept, unless a waiter takes it over (it is still
+    in use then). Swapped in under the pool's lock, so no return can slip past it."""
+
+    def remove(self, connection: Any, *args: Any) -> None:
+        super().remove(connection)  # type: ignore[misc]
+        connection.disconnect()  # out of the in-use set, not yet free: nobody else's
+
+    def _put(self, item: Any) -> None:
+        if item is not None and not self.waiters:  # type: ignore[attr-defined]
+            item.disconnect()
+        super()._put(item)  # type: ignore[misc]
+
+
+_retired_classes: dict[Any, type[Any]] = {}
+
+
+def retire_class(base: Any) -> type[Any]:
+    """``base`` (an in-use set or queue class of ours) that closes returned connections."""
+    klass = _retired_classes.get(base)
+    if klass is None:
+        klass = type(f"Retired{base.__name__}", (_ClosingOnReturn, base), {})
+        klass = _retired_classes.setdefault(base, klass)
+    return klass
 
 
 def auth_failure(exc: AuthenticationError, alias: str | None, host: str) -> AuthenticationError:
@@ -266,21 +325,37 @@ def instrumented_connection_class(base: type[Any]) -> type[Any]:
     return Instrumented
 
 
-def leak_detection_threshold(config: PoolConfig) -> float | None:
-    value = config.options.get("leak_detection_threshold")
-    return float(value) if value is not None else None
+def _fork_mark() -> mmap.mmap | None:
+    """One byte that the kernel zeroes in every child process, whoever forks: a private
+    page marked MADV_WIPEONFORK (Linux 4.14+). None where there is no such thing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        mark = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        # 18 is Linux's value; Python's mmap module names it only from 3.13 on.
+        mark.madvise(getattr(mmap, "MADV_WIPEONFORK", 18))
+    except (AttributeError, OSError, ValueError):
+        return None
+    mark[0] = 1
+    return mark
 
 
-# This process's pid, refreshed in a forked child before any other code runs there.
+# This process's pid, and a byte that a fork clears in the child. A fork from C (uWSGI's
+# prefork, a C extension, ctypes' libc.fork()) runs no Python at-fork hook, so the hook
+# alone would leave such a child on its parent's sockets; the byte cannot miss a fork.
 _pid = os.getpid()
+_mark = _fork_mark()
 
 
-def _after_fork_in_child() -> None:
+def _refresh_pid() -> int:
     global _pid
     _pid = os.getpid()
+    if _mark is not None:
+        _mark[0] = 1
+    return _pid
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_refresh_pid)
 
 
 class InstrumentedPoolMixin:
@@ -299,16 +374,19 @@ class InstrumentedPoolMixin:
     def _rp_setup(self, config: PoolConfig) -> None:
         self.alias = config.alias
         self.address = config.address
-        self._rp_leak_threshold = leak_detection_threshold(config)
+        self._rp_leak_threshold = config.leak_detection_threshold
         self.counters = Counters(self._rp_leak_threshold)
-        self._rp_default_name = "client_name" not in config.options
+        self._rp_default_name = not config.client_name_set
         self._rp_monitored = monitor.wanted(config)
 
-    def _checkpid(self) -> None:
+    def _checkpid(self, _mark: Any = _mark) -> None:
         # redis-py runs this on every checkout and return, and asks the kernel for the pid
-        # each time (os.getpid() is a system call: ~0.2 us here, twice per cycle, more than
-        # all of our counting). The pid only changes at a fork, which refreshes _pid; then
-        # redis-py's own check (and reset) runs as before.
+        # each time (os.getpid() is a system call: ~0.2-0.4 us here, twice per cycle, more
+        # than all of our counting). Reading the fork mark is not: only when a fork has
+        # cleared it (or where there is none) is the pid asked for. Then redis-py's own
+        # check (and reset) runs as before.
+        if _mark is None or not _mark[0]:
+            _refresh_pid()
         if self.pid != _pid:
             super()._checkpid()  # type: ignore[misc]
 
@@ -334,6 +412,35 @@ class InstrumentedPoolMixin:
 
     def in_use_connections(self) -> list[Any]:
         """The connections checked out now (for leak detection); never changes the pool."""
+        raise NotImplementedError
+
+    def retire(self, successor: InstrumentedPoolMixin | None = None) -> None:
+        """This pool was replaced (settings changed): close its idle connections now and
+        the ones lent out as they come back. Commands in flight finish undisturbed.
+
+        Code still holding the old client (a view between two commands) is served by
+        ``successor``, the alias's new pool, so that old and new pools never both grow:
+        the server sees at most the old pool's connections still lent out plus the new
+        pool's. Without a successor (the alias was removed) this pool serves them itself.
+        """
+        if successor is not None:
+            pool: Any = self
+            heir: Any = successor
+            owned = type(pool).release
+
+            def release(connection: Any) -> None:
+                if getattr(connection, "_rp_counters", None) is pool.counters:
+                    owned(pool, connection)
+                else:  # the successor's (or a later pool's: it forwards on)
+                    heir.release(connection)
+
+            # Instance attributes: the class's methods, the hot path, stay as they were.
+            pool.get_connection = lambda *args, **kwargs: heir.get_connection(*args, **kwargs)
+            pool.release = release
+        self._rp_retire()
+
+    def _rp_retire(self) -> None:
+        """Close idle connections, and every connection returned from now on."""
         raise NotImplementedError
 
     def _rp_made(self) -> int:
@@ -438,6 +545,13 @@ class RedisPool(InstrumentedPoolMixin, ConnectionPool):
         with self._lock:
             return list(self._in_use_connections)
 
+    def _rp_retire(self) -> None:
+        with self._lock:
+            in_use = self._in_use_connections
+            in_use.__class__ = retire_class(type(in_use))
+            for connection in self._available_connections:
+                connection.disconnect()
+
 
 class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
     """Blocking pool: waits up to ``pool_timeout`` seconds for a free connection."""
@@ -487,6 +601,14 @@ class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
             idle = {id(c) for c in queue.queue if c is not None}
             connections = list(self._connections)
         return [c for c in connections if id(c) not in idle]
+
+    def _rp_retire(self) -> None:
+        queue = self.pool
+        with queue.mutex:
+            queue.__class__ = retire_class(type(queue))
+            for connection in queue.queue:
+                if connection is not None:
+                    connection.disconnect()
 
 
 def build_pool(config: PoolConfig) -> RedisPool | BlockingRedisPool:

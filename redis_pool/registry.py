@@ -15,21 +15,12 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from redis_pool import topologies
-from redis_pool.conf import DEFAULT_ALIAS, PoolConfig, conf
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.keys import DEFAULT_ALIAS, STANDALONE
+from redis_pool.config.settings import conf
+from redis_pool.exceptions import AliasNotFound
 from redis_pool.pools import BlockingRedisPool, RedisPool, build_pool
 from redis_pool.stats import PoolStats
-
-
-class AliasNotFound(KeyError):
-    """``get_redis(alias)`` for an alias REDIS_POOL does not define."""
-
-    def __init__(self, alias: str, configured: list[str]) -> None:
-        listed = ", ".join(repr(a) for a in configured) or "none"
-        super().__init__(f"No Redis pool alias {alias!r} in REDIS_POOL; configured: {listed}.")
-        self.alias = alias
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass
@@ -51,6 +42,16 @@ class Entry:
             return self.topology.pools()
         return [self.pool] if self.pool is not None else []
 
+    def retire(self, successor: Entry | None) -> None:
+        """Replaced by a settings change: threads may still be running commands on it."""
+        if self.topology is not None or self.pool is None:
+            self.close()
+            return
+        heir = None
+        if successor is not None and successor.topology is None:
+            heir = successor.pool
+        self.pool.retire(heir)
+
     def close(self) -> None:
         if self.topology is not None:
             self.topology.close()
@@ -62,6 +63,7 @@ _lock = threading.RLock()
 _entries: dict[str, Entry] = {}
 _clients: dict[str, redis.Redis] = {}  # the hot path reads only this
 _broken: dict[str, list[str]] = {}  # alias -> error messages (already masked)
+_setting_errors: list[str] = []  # REDIS_POOL itself is unusable (E001): every alias is broken
 _loaded = False
 
 
@@ -94,10 +96,11 @@ def _entry(alias: str) -> Entry:
             load()
         if alias in _entries:
             return _entries[alias]
-        if alias in _broken:
+        broken = _broken.get(alias) or _setting_errors
+        if broken:
             raise ImproperlyConfigured(
                 f"REDIS_POOL alias {alias!r} is misconfigured: "
-                + " ".join(_broken[alias])
+                + " ".join(broken)
                 + " Run 'manage.py check' for details."
             )
         raise AliasNotFound(alias, sorted(_entries))
@@ -170,7 +173,7 @@ def pool_stats(alias: str = DEFAULT_ALIAS) -> PoolStats:
 
 
 def _build(config: PoolConfig) -> Entry:
-    if config.topology != "standalone":
+    if config.topology != STANDALONE:
         topology = topologies.build(config)
         return Entry(config, topology.pool, None, topology)
     pool = build_pool(config)
@@ -201,6 +204,7 @@ def load() -> None:
         _entries.update(new)
         _broken.clear()
         _broken.update(parsed.errors_by_alias)
+        _setting_errors[:] = parsed.setting_errors
         # Swap the lookup dict's content last so get_redis() sees old or new, never empty.
         clients = {alias: entry.current_client() for alias, entry in new.items()}
         _clients.update({alias: c for alias, c in clients.items() if c is not None})
@@ -209,7 +213,7 @@ def load() -> None:
         _loaded = True
     for alias, entry in old.items():
         if new.get(alias) is not entry:
-            entry.close()
+            entry.retire(new.get(alias))
 
 
 def close_all() -> None:
@@ -220,6 +224,7 @@ def close_all() -> None:
         _entries.clear()
         _clients.clear()
         _broken.clear()
+        _setting_errors.clear()
         _loaded = False
     for entry in entries:
         entry.close()

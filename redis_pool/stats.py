@@ -10,7 +10,6 @@ closes, errors) and the async pools go through ``add()`` / ``on_checkout()`` /
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -242,8 +241,3 @@ def _timing(count: int, total: float, peak: float, samples: list[float]) -> Timi
         p95_ms=round(_percentile(samples, 0.95) * 1000, 3),
         max_ms=round(peak * 1000, 3),
     )
-
-
-def hostname() -> str:
-    """The short host name shown in the fleet view and used in keys and client names."""
-    return socket.gethostname().split(".")[0] or "localhost"

@@ -34,22 +34,14 @@ from redis.sentinel import (
     SentinelManagedSSLConnection,
 )
 
-from redis_pool.conf import MASK, PoolConfig, redact
+from redis_pool.config.alias import PoolConfig
+from redis_pool.config.keys import CLUSTER, SENTINEL, SSL
+from redis_pool.config.secrets import node_address, redact
+from redis_pool.exceptions import ClusterUnavailableError
 from redis_pool.pools import BlockingRedisPool, RedisPool
 from redis_pool.stats import PoolStats, Timing
 
 AnyPool = RedisPool | BlockingRedisPool
-
-
-class ClusterUnavailableError(RedisConnectionError):
-    """The cluster client of an alias could not be built: no startup node answered."""
-
-    def __init__(self, alias: str, address: str, detail: str) -> None:
-        super().__init__(
-            f"Redis Cluster alias {alias!r} ({address}) is unavailable: {detail} "
-            "get_redis() will try again on its next call."
-        )
-        self.alias = alias
 
 
 # -- Sentinel ---------------------------------------------------------------------------
@@ -121,10 +113,12 @@ class SentinelBlockingRedisPool(_SentinelPoolMixin, BlockingRedisPool, SentinelC
 
 def _sentinel_pool(config: PoolConfig, manager: Sentinel, *, master: bool) -> AnyPool:
     kwargs = dict(config.kwargs)
-    ssl = config.transport == "ssl"
+    ssl = config.transport == SSL
     kwargs["connection_class"] = SentinelManagedSSLConnection if ssl else SentinelManagedConnection
     # Keywords that reach redis-py's SentinelConnectionPool.__init__ through our pools'.
-    kwargs.update(service_name=config.service_name, sentinel_manager=manager, is_master=master)
+    kwargs.update(
+        service_name=config.discovery.service_name, sentinel_manager=manager, is_master=master
+    )
     address = config.address if master else f"{config.address} replicas"
     pool_config = replace(config, kwargs=kwargs, address=address)
     if config.pool_timeout is None:
@@ -138,7 +132,7 @@ class SentinelTopology:
     def __init__(self, config: PoolConfig) -> None:
         self.config = config
         self.sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            list(config.sentinels), sentinel_kwargs=dict(config.sentinel_kwargs)
+            list(config.discovery.sentinels), sentinel_kwargs=dict(config.discovery.sentinel_kwargs)
         )
         self.pool: AnyPool = _sentinel_pool(config, self.sentinel, master=True)
         self.replica_pool = _sentinel_pool(config, self.sentinel, master=False)
@@ -198,13 +192,11 @@ def _node_pool_class(topology: ClusterTopology) -> type[AnyPool]:
     """
     config = topology.config
     base: type[AnyPool] = RedisPool if config.pool_timeout is None else BlockingRedisPool
-    scheme = "rediss" if config.transport == "ssl" else "redis"
-    creds = f"{MASK}@" if config.kwargs.get("password") or config.kwargs.get("username") else ""
 
     def __init__(self: AnyPool, **kwargs: Any) -> None:
         for key in ("max_connections", "timeout", "queue_class", "connection_class"):
             kwargs.pop(key, None)
-        address = f"{scheme}://{creds}{kwargs['host']}:{kwargs['port']}"
+        address = node_address(config.kwargs, config.transport, kwargs["host"], kwargs["port"])
         node_config = replace(config, kwargs={**config.kwargs, **kwargs}, address=address)
         base.__init__(self, node_config)  # type: ignore[arg-type]
         topology.created.add(self)
@@ -269,7 +261,7 @@ class ClusterTopology:
 
     def _build(self) -> RedisCluster:
         config = self.config
-        (host, port), *others = config.startup_nodes
+        (host, port), *others = config.discovery.startup_nodes
         kwargs = {
             k: v
             for k, v in config.kwargs.items()
@@ -325,9 +317,9 @@ Topology = SentinelTopology | ClusterTopology
 
 def build(config: PoolConfig) -> Topology:
     """The clients and pools of a Sentinel or Cluster alias. Constructs objects only."""
-    if config.topology == "sentinel":
+    if config.topology == SENTINEL:
         return SentinelTopology(config)
-    if config.topology == "cluster":
+    if config.topology == CLUSTER:
         return ClusterTopology(config)
     raise ValueError(f"not a Sentinel or Cluster alias: {config.topology!r}")
 

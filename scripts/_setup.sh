@@ -17,7 +17,7 @@ STAMP=.venv/.redis_pool-installed
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "[setup] installing Python packages"
   python -m pip install -q -U pip
-  python -m pip install -q -e ".[dev,hiredis,bench]"
+  python -m pip install -q -e ".[dev,hiredis,bench,docs]"
   touch "$STAMP"
 fi
 

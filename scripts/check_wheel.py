@@ -14,7 +14,9 @@ REQUIRED = [
     "redis_pool/__init__.py",
     "redis_pool/py.typed",
     "redis_pool/apps.py",
-    "redis_pool/conf.py",
+    "redis_pool/config/__init__.py",
+    "redis_pool/config/settings.py",
+    "redis_pool/exceptions.py",
     "redis_pool/checks.py",
     "redis_pool/middleware.py",
     "redis_pool/registry.py",
@@ -29,10 +31,12 @@ def main(wheel: str) -> int:
     source = {
         str(p.as_posix())
         for p in Path("redis_pool").rglob("*")
-        if p.suffix in (".py", ".typed") and "__pycache__" not in p.parts
+        if p.suffix in (".py", ".typed", ".html") and "__pycache__" not in p.parts
     }
     missing = sorted((set(REQUIRED) | source) - names)
-    stray = sorted(n for n in names if n.startswith(("tests/", "testproject/", "benchmarks/")))
+    stray = sorted(
+        n for n in names if n.startswith(("tests/", "testproject/", "benchmarks/", "docs/"))
+    )
     if missing or stray:
         print(f"{wheel}: missing {missing}, stray {stray}")
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import traceback
 from collections.abc import Iterator
 from io import StringIO
@@ -120,3 +121,36 @@ def test_a_user_that_may_not_name_its_connections(server: ACLServer) -> None:
     # An empty client_name sends none.
     with alias_acl(url=url(server, "unnamed_user", "pw-unnamed"), client_name=""):
         assert get_redis("acl").ping() is True
+
+
+def _connections_received(server: ACLServer) -> int:
+    info = server.command("INFO", "stats").decode()
+    return int(re.search(r"total_connections_received:(\d+)", info)[1])  # type: ignore[index]
+
+
+def test_refused_stats_keys_keep_the_connection_and_back_off(
+    server: ACLServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The README's minimal user may not touch redis_pool:stats:*: every publish is refused
+    # (NOPERM) on a healthy connection. Before the fix the publisher dropped that connection
+    # and opened a new one every interval (15 in 3 s at 0.2 s); it must keep it, back off,
+    # and say so once.
+    caplog.set_level(logging.DEBUG, logger="redis_pool.stats")
+    interval, watch = 0.2, 3.0
+    with alias_acl(url=url(server), publish_interval=interval):
+        get_redis("acl").set("app:k", "v")  # the pool's first connection starts the monitor
+        deadline = time.monotonic() + 5
+        while pool_stats("acl").publish_errors == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pool_stats("acl").publish_errors == 1
+        before = _connections_received(server)
+        time.sleep(watch)
+        opened = _connections_received(server) - before - 1  # -1: INFO's own raw socket
+        errors = pool_stats("acl").publish_errors
+    assert opened == 0, f"{opened} new connections in {watch} s"
+    # Capped exponential back-off: 0.2, 0.4, 0.8, 1.6 s... a handful of attempts, not 15.
+    assert 2 <= errors <= 5
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert refusals[0].levelno == logging.WARNING
+    assert ACL_PASSWORD not in caplog.text

@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import AliasNotFound, PoolExhaustedError, aget_redis, aio, get_pool
 from redis_pool.aio_pools import AsyncBlockingRedisPool, AsyncRedisPool
-from redis_pool.conf import (
+from redis_pool.config.defaults import (
     DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_POOL_TIMEOUT,

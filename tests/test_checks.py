@@ -9,7 +9,7 @@ from django.core.checks import Error, Warning
 from django.test import override_settings
 
 from redis_pool.checks import check_settings
-from redis_pool.conf import parse
+from redis_pool.config.alias import parse
 
 SECRET = "s3cr3t-pa55"
 
@@ -63,7 +63,7 @@ def test_e002_alias_value_not_a_dict() -> None:
 
 
 def test_e002_suggests_a_misspelt_single_form_key() -> None:
-    [(cid, _msg, hint)] = run({"hots": "localhost"})
+    [(cid, _msg, hint)] = run({"hots": "localhost"}, REDIS_POOL_MIDDLEWARE_ALIAS="hots")
     assert cid == "redis_pool.E002"
     assert hint == "Did you mean 'host'?"
 
@@ -79,9 +79,9 @@ def test_e003_unknown_key_with_did_you_mean() -> None:
 
 
 def test_e003_reserved_pool_plumbing() -> None:
-    [(cid, msg, hint)] = run({"default": {"timeout": 3}})
+    [(cid, msg, hint)] = run({"default": {"queue_class": 3}})
     assert cid == "redis_pool.E003"
-    assert msg == "REDIS_POOL['default'] has an unknown key 'timeout'."
+    assert msg == "REDIS_POOL['default'] has an unknown key 'queue_class'."
     assert hint == "redis_pool chooses this itself; use 'pool_timeout' to set the wait."
 
 
@@ -90,9 +90,9 @@ def test_e003_reserved_pool_plumbing() -> None:
     [
         ("port", "6379", "an integer"),
         ("db", True, "an integer"),
-        ("socket_timeout", "5", "a positive number of seconds or None"),
-        ("socket_timeout", -1, "a positive number of seconds or None"),
-        ("pool_timeout", float("inf"), "a positive number of seconds or None"),
+        ("socket_timeout", "5", "a positive number of seconds of at most 31536000 or None"),
+        ("socket_timeout", -1, "a positive number of seconds of at most 31536000 or None"),
+        ("pool_timeout", float("inf"), "a positive number of seconds of at most 31536000 or None"),
         ("decode_responses", "yes", "True or False"),
         ("host", 127, "a string"),
     ],
@@ -116,7 +116,11 @@ def test_e004_masks_a_password_of_the_wrong_type() -> None:
 
 def test_e004_negative_db() -> None:
     assert run({"default": {"db": -1}}) == [
-        ("redis_pool.E004", "REDIS_POOL['default']['db'] must not be negative, got -1.", None)
+        (
+            "redis_pool.E004",
+            "REDIS_POOL['default']['db'] must be a database number from 0 to 2147483647, got -1.",
+            None,
+        )
     ]
 
 
@@ -181,7 +185,7 @@ def test_e008_tls_keys_accepted_with_rediss() -> None:
 
 
 def test_e009_bad_alias_name() -> None:
-    assert run({"my cache": {}}) == [
+    assert run({"my cache": {}}, REDIS_POOL_MIDDLEWARE_ALIAS="my cache") == [
         (
             "redis_pool.E009",
             "REDIS_POOL alias 'my cache' is not a valid name.",
@@ -300,3 +304,137 @@ def test_e004_port_out_of_range(port: int) -> None:
             None,
         )
     ]
+
+
+# -- issue 9, items 8-11 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("socket_timeout=-1", "-1.0"),
+        ("socket_timeout=0", "0.0"),
+        ("socket_timeout=nan", "nan"),
+        ("socket_connect_timeout=inf", "inf"),
+        ("socket_timeout=1e10", "10000000000.0"),
+    ],
+)
+def test_e004_url_query_parameter_checked_like_a_key(query: str, shown: str) -> None:
+    key = query.split("=")[0]
+    assert run({"default": {"url": f"redis://localhost/0?{query}"}}) == [
+        (
+            "redis_pool.E004",
+            f"REDIS_POOL['default']['url'] query parameter {key!r} must be a positive number "
+            f"of seconds of at most 31536000 or None, got {shown}.",
+            None,
+        )
+    ]
+
+
+@pytest.mark.parametrize("key", ["socket_timeout", "socket_connect_timeout", "pool_timeout"])
+def test_e004_huge_finite_timeout(key: str) -> None:
+    assert run({"default": {key: 1e10}}) == [
+        (
+            "redis_pool.E004",
+            f"REDIS_POOL['default'][{key!r}] must be a positive number of seconds of at most "
+            "31536000 or None, got 10000000000.0.",
+            None,
+        )
+    ]
+
+
+def test_every_problem_reported_at_once() -> None:
+    assert [m[0] for m in run({"hots": "x", "max_connections": 0})] == [
+        "redis_pool.E003",
+        "redis_pool.E006",
+    ]
+    several = run({"default": {"port": "x", "db": -1, "max_connections": 0, "retry": "no"}})
+    assert sorted(m[0] for m in several) == ["redis_pool.E004"] * 3 + ["redis_pool.E006"]
+
+
+def test_transport_problems_reported_beside_value_problems() -> None:
+    found = run({"default": {"max_connections": 0, "ssl_ca_certs": "/ca", "hots": 1}})
+    assert [m[0] for m in found] == ["redis_pool.E003", "redis_pool.E006", "redis_pool.E008"]
+
+
+def test_e010_reported_beside_other_problems() -> None:
+    ids = [m[0] for m in run({"default": {"db": -1}}, REDIS_POOL_MIDDLEWARE_ALIAS="sessions")]
+    assert ids == ["redis_pool.E004", "redis_pool.E010"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("retry", "no", "a redis.retry.Retry object or None"),
+        ("host", "", "a non-blank host name without NUL characters"),
+        ("host", "   ", "a non-blank host name without NUL characters"),
+        ("host", "local\x00host", "a non-blank host name without NUL characters"),
+        ("db", 10**30, "a database number from 0 to 2147483647"),
+        ("health_check_interval", -1, "an integer of at least 0"),
+    ],
+)
+def test_e004_bad_values_name_alias_key_and_value(key: str, value: Any, expected: str) -> None:
+    assert run({"default": {}, "cache": {key: value}}) == [
+        (
+            "redis_pool.E004",
+            f"REDIS_POOL['cache'][{key!r}] must be {expected}, got {value!r}.",
+            None,
+        ),
+    ]
+
+
+def test_e005_url_port_zero() -> None:
+    [(cid, msg, _hint)] = run({"default": {"url": f"redis://:{SECRET}@localhost:0/0"}})
+    assert cid == "redis_pool.E005"
+    assert msg == (
+        "REDIS_POOL['default']['url'] is not a valid Redis URL: 'redis://********@localhost:0/0' "
+        "(port 0 is not a port: use 1-65535, or leave it out for 6379)."
+    )
+
+
+def test_e009_alias_name_must_match_whole_string() -> None:
+    assert run({"default": {}, "default\n": {}}) == [
+        (
+            "redis_pool.E009",
+            "REDIS_POOL alias 'default\\n' is not a valid name.",
+            "Use letters, digits, '_', '-' and '.' only.",
+        )
+    ]
+
+
+def test_e003_timeout_points_to_socket_and_pool_timeout() -> None:
+    [(cid, msg, hint)] = run({"default": {"timeout": 5}})
+    assert cid == "redis_pool.E003"
+    assert msg == "REDIS_POOL['default'] has an unknown key 'timeout' (got 5)."
+    assert hint == (
+        "For how long one command may take, use 'socket_timeout': 5; for how long to wait "
+        "for a free connection, 'pool_timeout': 5."
+    )
+
+
+def test_e001_get_redis_raises_improperly_configured() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from redis_pool import get_redis
+
+    with override_settings(REDIS_POOL=["redis://localhost"]):
+        with pytest.raises(ImproperlyConfigured, match="REDIS_POOL must be a dict"):
+            get_redis()
+        with pytest.raises(ImproperlyConfigured, match="REDIS_POOL must be a dict"):
+            get_redis("cache")
+
+
+def test_w004_credential_in_url_with_debug() -> None:
+    value = {"default": {"url": f"redis://:{SECRET}@localhost/0"}}
+    assert run(value, DEBUG=False) == []
+    assert run(value, DEBUG=True) == [
+        (
+            "redis_pool.W004",
+            "REDIS_POOL['default']['url'] holds a credential, and DEBUG is on: Django's error "
+            "page and diffsettings show it unmasked.",
+            "Put the password in the 'password' key, read from the environment: the error page "
+            "masks keys named like 'password' (diffsettings masks nothing); see "
+            "docs/settings-secrets.md.",
+        )
+    ]
+    assert run({"default": {"url": "redis://localhost/0", "password": SECRET}}, DEBUG=True) == []

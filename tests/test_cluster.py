@@ -15,7 +15,7 @@ from django.test import Client, override_settings
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from redis_pool import PoolExhaustedError, get_redis
+from redis_pool import ClusterUnavailableError, PoolExhaustedError, get_redis
 from redis_pool.aio_topologies import AsyncClusterEntry, build_async_topology
 from redis_pool.registry import (
     get_config,
@@ -25,7 +25,6 @@ from redis_pool.registry import (
     node_stats,
     pool_stats,
 )
-from redis_pool.topologies import ClusterUnavailableError
 from tests.redis_server import free_port
 from tests.settings import REDIS_URL
 from tests.topology_servers import ClusterSetup, text, wait_until

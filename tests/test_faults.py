@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis_pool import PoolExhaustedError, get_pool, get_redis, pool_stats
-from redis_pool.conf import default_retry
+from redis_pool.config.defaults import default_retry
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ import pytest
 from django.test import override_settings
 
 from redis_pool import get_pool, get_redis, monitor, pool_stats
+from redis_pool.config.defaults import hostname
 from redis_pool.fleet import read_alias, read_fleet
-from redis_pool.stats import hostname
 from tests.redis_server import RedisServer, env_with
 from tests.test_fork import _in_child
 from tests.test_stats import wait_for

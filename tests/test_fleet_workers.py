@@ -21,7 +21,7 @@ import pytest
 from django.test import override_settings
 
 from redis_pool import monitor
-from redis_pool.stats import hostname
+from redis_pool.config.defaults import hostname
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 from tests.test_poolstats_command import run_command
 from tests.test_stats import wait_for

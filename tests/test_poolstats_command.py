@@ -22,7 +22,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from redis_pool import get_pool, get_redis, monitor, pool_stats
-from redis_pool.stats import hostname
+from redis_pool.config.defaults import hostname
 from tests.redis_server import LOOPBACK, RedisServer, env_with, free_port
 from tests.test_fleet import PASSWORD, USER
 from tests.test_stats import wait_for
@@ -370,7 +370,8 @@ def test_keys_an_acl_refuses_and_sentinel_aliases_are_notes_not_errors() -> None
     assert any(line.startswith("  server  Redis 7.0.15") for line in lines)
     default, ha = document["aliases"]
     assert (default["error"], default["processes"]) == (None, [])
-    assert default["server"]["connected_clients"] == 2  # pool + reader (publisher gave up)
+    # pool + publisher (a refusal keeps its healthy connection: issue 9 item 6) + reader
+    assert default["server"]["connected_clients"] == 3
     assert ha["error"] is None
     assert "sentinel alias" in ha["note"]
     assert USER not in out + json.dumps(document)

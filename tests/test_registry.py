@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from redis_pool import AliasNotFound, get_pool, get_redis, pool_stats, registry
-from redis_pool.conf import (
+from redis_pool.config.defaults import (
     DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_POOL_TIMEOUT,
@@ -176,7 +176,7 @@ def test_close_all_disconnects(redis_server: RedisServer) -> None:
 
 
 def test_driver_info_built_once_and_names_us() -> None:
-    from redis_pool.conf import shared_driver_info
+    from redis_pool.config.defaults import shared_driver_info
 
     pool = get_pool()
     info = shared_driver_info()

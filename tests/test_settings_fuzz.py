@@ -25,7 +25,8 @@ from redis.connection import Connection, SSLConnection, UnixDomainSocketConnecti
 
 from redis_pool import AliasNotFound, get_pool, get_redis, registry
 from redis_pool.checks import check_settings
-from redis_pool.conf import known_keys, parse, split_aliases
+from redis_pool.config.alias import parse, split_aliases
+from redis_pool.config.keys import known_keys
 
 # Generated passwords are "PW" + uppercase letters and digits, and no other generated text
 # contains an uppercase letter: a password found in a message can only be a leak.
@@ -80,13 +81,17 @@ def urls(draw: st.DrawFn, password: str) -> str:
     else:
         user = draw(st.sampled_from(["", "alice", "default"]))
         creds = f"{user}:{quote(password, safe='')}@" if draw(st.booleans()) else ""
-        host = draw(st.sampled_from(["127.0.0.1", "localhost", "", "[::1]", "no-such.host"]))
+        host = draw(
+            st.sampled_from(["127.0.0.1", "localhost", "", "[::1]", "[::1", "no-such.host"])
+        )
         port = draw(st.sampled_from(["", ":6379", ":0", ":70000", ":x", ":-1"]))
         netloc = f"{creds}{host}{port}"
         path = draw(st.sampled_from(["", "/", "/0", "/15", "/x", "/-1"]))
     for _ in range(draw(st.integers(0, 2))):
         key = draw(st.sampled_from(["db", "socket_timeout", "health_check_interval", "ssl"]))
-        query.append((key, draw(st.sampled_from(["1", "0", "x", "", "-1", "1.5"]))))
+        query.append(
+            (key, draw(st.sampled_from(["1", "0", "x", "", "-1", "1.5", "nan", "inf", "1e10"])))
+        )
     text = f"{scheme}://{netloc}{path}" if scheme else f"{netloc}{path}"
     if query:
         text += "?" + "&".join(f"{k}={v}" for k, v in query)
@@ -183,7 +188,7 @@ def test_any_redis_pool_builds_pools_or_yields_check_errors(case: tuple[Any, str
         assert _leak_free(text, password), text
 
 
-# -- bugs found by fuzzing (owner: conf.py / pools.py) --------------------------------------
+# -- bugs found by fuzzing (owner: config/ and pools.py) ---------------------------------
 
 
 @pytest.mark.parametrize(
@@ -199,6 +204,11 @@ def test_unescaped_reserved_character_in_password_is_masked(url: str) -> None:
     assert problems  # such a URL is invalid...
     for problem in problems:  # ...and the message must not show the password's characters
         assert "PWABCDEF" not in f"{problem.msg} {problem.hint}"
+
+
+@pytest.mark.parametrize("url", ["redis://[::1/0", "redis://[::1/0?socket_timeout=1"])
+def test_unbalanced_ipv6_bracket_is_a_check_error_not_an_exception(url: str) -> None:
+    assert [p.id for p in parse({"url": url}).problems] == ["redis_pool.E005"]
 
 
 def test_unknown_url_query_parameter_is_a_check_error() -> None:

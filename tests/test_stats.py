@@ -15,7 +15,7 @@ import pytest
 from django.test import override_settings
 
 from redis_pool import PoolExhaustedError, PoolStats, get_pool, get_redis, pool_stats
-from redis_pool.conf import parse_alias
+from redis_pool.config.alias import parse_alias
 from redis_pool.leaks import capture
 from redis_pool.pools import build_pool
 from tests.redis_server import LOOPBACK, RedisServer, free_port

@@ -8,7 +8,7 @@ from typing import Any
 from django.test import override_settings
 
 from redis_pool.checks import check_settings
-from redis_pool.conf import parse
+from redis_pool.config.alias import parse
 
 SECRET = "s3cr3t-pa55"
 SENTINELS = [("10.0.0.1", 26379), ("10.0.0.2", 26379)]
@@ -30,16 +30,16 @@ def test_sentinel_settings_parse() -> None:
     assert run(options) == []
     config = parse(options).configs["default"]
     assert config.topology == "sentinel"
-    assert config.sentinels == tuple(SENTINELS)
-    assert config.service_name == "mymaster"
+    assert config.discovery.sentinels == tuple(SENTINELS)
+    assert config.discovery.service_name == "mymaster"
     assert config.address == "redis+sentinel://********@10.0.0.1:26379,10.0.0.2:26379/mymaster/2"
     assert "host" not in config.kwargs
     assert "port" not in config.kwargs
     assert config.kwargs["password"] == SECRET
-    assert config.sentinel_kwargs["password"] == "sentinel-" + SECRET
-    assert config.sentinel_kwargs["socket_timeout"] == 0.5  # given: wins over the alias's
-    assert config.sentinel_kwargs["socket_connect_timeout"] == 2.0  # the alias's default
-    assert config.sentinel_kwargs["retry"].get_retries() == 0
+    assert config.discovery.sentinel_kwargs["password"] == "sentinel-" + SECRET
+    assert config.discovery.sentinel_kwargs["socket_timeout"] == 0.5  # given: wins over the alias's
+    assert config.discovery.sentinel_kwargs["socket_connect_timeout"] == 2.0  # the alias's default
+    assert config.discovery.sentinel_kwargs["retry"].get_retries() == 0
     assert SECRET not in repr(config)
 
 
@@ -53,7 +53,7 @@ def test_cluster_url_and_startup_nodes_parse() -> None:
     config = parse(options).configs["default"]
     assert config.topology == "cluster"
     assert config.transport == "ssl"
-    assert config.startup_nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7000))
+    assert config.discovery.startup_nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7000))
     assert config.address == "rediss+cluster://********@10.0.0.1:7000,10.0.0.2:7000"
     assert config.max_connections == 8
     assert {"host", "port", "db"}.isdisjoint(config.kwargs)
@@ -62,14 +62,14 @@ def test_cluster_url_and_startup_nodes_parse() -> None:
 def test_cluster_key_with_host_and_port() -> None:
     config = parse({"cluster": True, "host": "10.0.0.1", "port": 7001}).configs["default"]
     assert config.topology == "cluster"
-    assert config.startup_nodes == (("10.0.0.1", 7001),)
+    assert config.discovery.startup_nodes == (("10.0.0.1", 7001),)
     assert config.address == "redis+cluster://10.0.0.1:7001"
 
 
 def test_standalone_is_the_default() -> None:
     config = parse({"url": "redis://10.0.0.1:6379/0"}).configs["default"]
     assert config.topology == "standalone"
-    assert config.sentinels == config.startup_nodes == ()
+    assert config.discovery.sentinels == config.discovery.startup_nodes == ()
 
 
 def test_e030_not_a_list_of_host_port_pairs() -> None:

@@ -20,15 +20,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import RedisError
 
 from redis_pool import fleet
+from redis_pool.config.defaults import hostname
+from redis_pool.config.keys import STANDALONE
+from redis_pool.exceptions import AliasNotFound
 from redis_pool.registry import (
-    AliasNotFound,
     aliases,
     get_config,
     get_redis,
     node_stats,
     pool_stats,
 )
-from redis_pool.stats import hostname
 
 SCHEMA = 1
 UNREACHABLE, EXHAUSTED, OVER_BUDGET = 3, 4, 5
@@ -287,7 +288,7 @@ class Command(BaseCommand):
             stats["ping_ms"] = ping
             stats["error"] = error
             pools = [stats]
-            if get_config(alias).topology != "standalone":
+            if get_config(alias).topology != STANDALONE:
                 # Sentinel: the master's and the replicas' pools; Cluster: one per node
                 # (stats above adds them up). README: Sentinel, Cluster.
                 stats["nodes"] = [node.as_dict() for node in node_stats(alias)]

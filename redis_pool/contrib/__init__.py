@@ -1,0 +1,1 @@
+"""Optional integrations with other Django libraries; each needs its extra."""
