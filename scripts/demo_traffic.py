@@ -14,6 +14,7 @@ per endpoint.  Exit status: 0 when every request got an expected answer (200, or
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import ipaddress
 import json
 import re
@@ -26,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-DEFAULT_PATHS = ["/hits/", "/incr-get/", "/ratelimit/", "/"]
+DEFAULT_PATHS = ["/hits/", "/incr-get/", "/ratelimit/", "/cached/", "/session/", "/"]
 # 429 is the limiter doing its job, not an error.
 EXPECTED_STATUSES: dict[str, set[int]] = {"/ratelimit/": {200, 429}}
 
@@ -40,6 +41,7 @@ class Stats:
     error_samples: list[str] = field(default_factory=list)
     sent: int = 0
     max_hits: int = 0
+    max_visits: int = 0  # the highest /session/ counter: one visitor's requests
 
     def record(self, path: str, outcome: str, elapsed: float, error: str | None) -> None:
         with self.lock:
@@ -80,6 +82,12 @@ def check_body(path: str, status: int, body: bytes, stats: Stats) -> str | None:
             hits = int(json.loads(body)["hits"])
             with stats.lock:
                 stats.max_hits = max(stats.max_hits, hits)
+        elif path == "/cached/" and status == 200:
+            int(json.loads(body)["total"])
+        elif path == "/session/" and status == 200:
+            visits = int(json.loads(body)["visits"])
+            with stats.lock:
+                stats.max_visits = max(stats.max_visits, visits)
         elif path == "/ratelimit/":
             data = json.loads(body)
             if data["allowed"] != (status == 200):
@@ -99,7 +107,11 @@ def worker(
     stats: Stats,
 ) -> None:
     # No proxies: a stray http_proxy in the environment must not route loopback traffic.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    # A cookie jar per thread: each thread is one visitor, whose /session/ counter climbs.
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+    )
     for i in range(count):
         if time.monotonic() >= deadline:
             return
@@ -195,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[traffic]   {path:<12} {shown}")
         if stats.max_hits:
             print(f"[traffic] highest /hits/ counter seen: {stats.max_hits}")
+        if stats.max_visits:
+            print(
+                f"[traffic] highest /session/ visit count of one visitor: {stats.max_visits} "
+                "(sessions in Django's cache, on the alias's pool)"
+            )
         for sample in stats.error_samples:
             print(f"[traffic] error: {sample}", file=sys.stderr)
 

@@ -11,5 +11,7 @@ urlpatterns = [
     path("hits/", views.hits, name="hits"),
     path("ratelimit/", views.ratelimit, name="ratelimit"),
     path("incr-get/", views.incr_get, name="incr-get"),
+    path("cached/", views.cached, name="cached"),
+    path("session/", views.session, name="session"),
     path("health/", views.health, name="health"),
 ]

@@ -4,6 +4,7 @@ import math
 import time
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from redis import Redis
@@ -82,6 +83,27 @@ def incr_get(request: HttpRequest) -> HttpResponse:
     client.incr(counters.INCR_GET_KEY)
     value = client.get(counters.INCR_GET_KEY)
     return HttpResponse(_text(value), content_type="text/plain")
+
+
+def _squares(n: int) -> list[int]:
+    return [i * i for i in range(n)]
+
+
+@never_cache
+def cached(request: HttpRequest) -> JsonResponse:
+    """A page built from Django's cache (on the alias's pool): computed once per 30 s."""
+    built = cache.get_or_set(
+        "demo:squares", lambda: {"at": time.time(), "squares": _squares(50)}, 30
+    )
+    return JsonResponse({"built_at": built["at"], "total": sum(built["squares"])})
+
+
+@never_cache
+def session(request: HttpRequest) -> JsonResponse:
+    """A per-visitor counter in the session (the cache session engine: the alias's pool)."""
+    visits = int(request.session.get("visits", 0)) + 1
+    request.session["visits"] = visits
+    return JsonResponse({"visits": visits})
 
 
 @never_cache

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "redis_pool.middleware.RedisPoolMiddleware",
 ]
@@ -119,6 +120,17 @@ REDIS_POOL: dict[str, Any] = {
     "default": {"url": REDIS_URL, **_POOL_OPTIONS},
     "sessions": {"url": REDIS_SESSIONS_URL, **_POOL_OPTIONS, "max_connections": 10},
 }
+
+# Django's cache and, through it, the sessions: on the "default" alias's pool, the same one
+# the views' request.redis uses (docs/cache.md). One bounded pool per process serves all three.
+CACHES: dict[str, Any] = {
+    "default": {
+        "BACKEND": "redis_pool.cache.RedisCache",
+        "LOCATION": "default",
+        "KEY_PREFIX": "demo",
+    }
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
 # demoapp knobs.
 DEMO_VISITORS_ALIAS = "sessions"  # where per-client hit counts live (see demoapp/counters.py)
