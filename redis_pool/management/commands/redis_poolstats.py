@@ -164,73 +164,23 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  {view.note}"))
         if view.server is None:
             return
-        header: tuple[str, ...] = (
-            "host",
-            "pid",
-            "age",
-            "in use",
-            "idle",
-            "max",
-            "peak",
-            "waits",
-            "timeouts",
-            "errors",
-            "server",
-            "seen",
-        )
-        rows: list[tuple[tuple[str, ...], str]] = []
-        for p in view.processes:
-            cells = (
-                str(p["host"]),
-                str(p["pid"]),
-                _age(p["age_s"]),
-                _num(p["in_use"]),
-                _num(p["idle"]),
-                _num(p["max_connections"]),
-                _num(p["high_water"]),
-                _num(p["waits"]),
-                _num(p["exhausted"]),
-                _num(p["errors"]),
-                _num(p["server_connections"]),
-                f"{p['seen_s']:.1f}s",
-            )
-            rows.append((cells, p["status"]))
-        t = view.totals
-        total = (
-            "total",
-            f"{t['processes']} proc",
-            "",
-            _num(t["in_use"]),
-            _num(t["idle"]),
-            _num(t["max_connections"]),
-            "",
-            _num(t["waits"]),
-            _num(t["exhausted"]),
-            _num(t["errors"]),
-            _num(t["server_connections"]),
-            "",
-        )
+        rows = [(_process_cells(p), str(p["status"])) for p in view.processes]
+        total = _total_cells(view.totals)
         widths = [
-            max(len(header[i]), *(len(r[0][i]) for r in rows), len(total[i]))
-            for i in range(len(header))
+            max(len(_HEADER[i]), *(len(r[0][i]) for r in rows), len(total[i]))
+            for i in range(len(_HEADER))
         ]
-
-        def line(cells: tuple[str, ...]) -> str:
-            first = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
-            rest = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
-            return ("  " + "  ".join(first + rest)).rstrip()
-
-        self.stdout.write(line(header))
+        self.stdout.write(_line(_HEADER, widths))
         if not rows:
             self.stdout.write("  (no process has published: none connected, or publishing is off)")
         for row_cells, status in rows:
-            text = line(row_cells)
+            text = _line(row_cells, widths)
             if status == "exhausted":
                 text = self.style.ERROR(text)
             elif status == "busy":
                 text = self.style.WARNING(text)
             self.stdout.write(text)
-        self.stdout.write(line(total))
+        self.stdout.write(_line(total, widths))
         for p in view.processes:
             for mux in p.get("async_multiplex") or ():
                 self.stdout.write(f"  {p['host']}:{p['pid']} multiplexed  {_mux_line(mux)}")
@@ -361,3 +311,60 @@ class Command(BaseCommand):
             self.stdout.write(self.style.ERROR(f"  DOWN         {row['error']}"))
         else:
             self.stdout.write(f"  ping         {row['ping_ms']} ms")
+
+
+_HEADER: tuple[str, ...] = (
+    "host",
+    "pid",
+    "age",
+    "in use",
+    "idle",
+    "max",
+    "peak",
+    "waits",
+    "timeouts",
+    "errors",
+    "server",
+    "seen",
+)
+
+
+def _process_cells(p: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        str(p["host"]),
+        str(p["pid"]),
+        _age(p["age_s"]),
+        _num(p["in_use"]),
+        _num(p["idle"]),
+        _num(p["max_connections"]),
+        _num(p["high_water"]),
+        _num(p["waits"]),
+        _num(p["exhausted"]),
+        _num(p["errors"]),
+        _num(p["server_connections"]),
+        f"{p['seen_s']:.1f}s",
+    )
+
+
+def _total_cells(t: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        "total",
+        f"{t['processes']} proc",
+        "",
+        _num(t["in_use"]),
+        _num(t["idle"]),
+        _num(t["max_connections"]),
+        "",
+        _num(t["waits"]),
+        _num(t["exhausted"]),
+        _num(t["errors"]),
+        _num(t["server_connections"]),
+        "",
+    )
+
+
+def _line(cells: tuple[str, ...], widths: list[int]) -> str:
+    """Host and pid left-aligned, the numbers right-aligned."""
+    first = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
+    rest = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
+    return ("  " + "  ".join(first + rest)).rstrip()
