@@ -1,9 +1,9 @@
 """Cluster aliases, sync and asyncio, around one policy.
 
-Shared by both sides (``_plan``): where the client starts (the startup nodes), which of the
-alias's keywords it takes, that ``RedisCluster`` retries whole commands with the alias's
-``Retry`` (re-reading the layout in between) while the nodes do not retry, that
-``max_connections`` applies per node, and each node's masked address.
+Shared by both sides: where the client starts (the startup nodes), which of the alias's
+keywords it takes, that ``RedisCluster`` retries whole commands with the alias's ``Retry``
+(re-reading the layout in between) while the nodes do not retry, that ``max_connections``
+applies per node, and each node's masked address.
 
 - Sync: redis-py's ``RedisCluster`` queries the cluster in its constructor, so the client is
   built on first use (``client()``), not at start-up; each node gets one of our pools, so
@@ -52,34 +52,22 @@ AnyPool = RedisPool | BlockingRedisPool
 _NOT_FOR_CLIENT = frozenset({"retry", "connection_class", "max_connections"})
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What a cluster client, sync or async, is built from."""
-
-    host: str
-    port: int
-    others: list[tuple[str, int]]  # the other startup nodes
-    retry: Any  # the alias's: RedisCluster retries whole commands
-    kwargs: dict[str, Any]  # the alias's keywords the client takes
-
-
-def _plan(
-    config: PoolConfig, kwargs: Mapping[str, Any], accepted: frozenset[str] | None = None
-) -> _Plan:
-    """``kwargs``: the alias's keywords for this side (sync or async); ``accepted``: the
-    keywords this side's client accepts, when it does not take them all."""
+def _startup(config: PoolConfig) -> tuple[str, int, list[tuple[str, int]]]:
+    """The startup node the client starts from, and the others."""
     (host, port), *others = config.discovery.startup_nodes
-    return _Plan(
-        host=host,
-        port=port,
-        others=list(others),
-        retry=config.kwargs.get("retry"),
-        kwargs={
-            k: v
-            for k, v in kwargs.items()
-            if k not in _NOT_FOR_CLIENT and (accepted is None or k in accepted)
-        },
-    )
+    return host, port, others
+
+
+def _client_kwargs(
+    kwargs: Mapping[str, Any], accepted: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """The alias's keywords (sync or async) that the client takes (``accepted``: when it
+    does not take them all)."""
+    return {
+        k: v
+        for k, v in kwargs.items()
+        if k not in _NOT_FOR_CLIENT and (accepted is None or k in accepted)
+    }
 
 
 def _node_address(config: PoolConfig, host: str, port: int) -> str:
@@ -168,17 +156,17 @@ class ClusterTopology:
         return self._client
 
     def _build(self) -> RedisCluster:
-        plan = _plan(self.config, self.config.kwargs)
-        host = f"[{plan.host}]" if ":" in plan.host else plan.host
+        host, port, others = _startup(self.config)
+        host = f"[{host}]" if ":" in host else host
         try:
             return RedisCluster(
                 # A URL only so that redis-py builds the node pools with
                 # connection_pool_class; the transport comes from our connection class.
-                url=f"redis://{host}:{plan.port}",
-                startup_nodes=[ClusterNode(h, p) for h, p in plan.others],  # type: ignore[no-untyped-call]
-                retry=plan.retry,
+                url=f"redis://{host}:{port}",
+                startup_nodes=[ClusterNode(h, p) for h, p in others],  # type: ignore[no-untyped-call]
+                retry=self.config.kwargs.get("retry"),
                 connection_pool_class=self._pool_class,
-                **plan.kwargs,
+                **_client_kwargs(self.config.kwargs),
             )
         except RedisClusterException as exc:
             raise RedisConnectionError(str(exc)) from exc
@@ -243,15 +231,15 @@ class AsyncClusterEntry:
     def __post_init__(self) -> None:
         config = self.config
         kwargs = async_kwargs(config)
-        plan = _plan(config, kwargs, _async_cluster_keys())
+        host, port, others = _startup(config)
         client = async_cluster.RedisCluster(
-            host=plan.host,
-            port=plan.port,
-            startup_nodes=[async_cluster.ClusterNode(h, p) for h, p in plan.others],
+            host=host,
+            port=port,
+            startup_nodes=[async_cluster.ClusterNode(h, p) for h, p in others],
             max_connections=config.max_connections,  # per node
-            retry=async_retry(plan.retry),
+            retry=async_retry(config.kwargs.get("retry")),
             ssl=config.transport == SSL,
-            **plan.kwargs,
+            **_client_kwargs(kwargs, _async_cluster_keys()),
         )
         # RedisCluster has no connection_class parameter: it picks Connection or
         # SSLConnection into this dict, which every node (startup nodes included) copies.

@@ -112,10 +112,6 @@ def _role(config: PoolConfig, manager: Any, *, master: bool) -> tuple[PoolConfig
     return replace(config, address=address), role
 
 
-def _pick(config: PoolConfig, plain: type[Any], blocking: type[Any]) -> type[Any]:
-    return plain if config.pool_timeout is None else blocking
-
-
 def _sentinel_kwargs(config: PoolConfig, *, for_async: bool) -> dict[str, Any]:
     """The keywords of the sentinels' clients (``config.discovery.sentinel_kwargs``)."""
     sentinel_kwargs = dict(config.discovery.sentinel_kwargs)
@@ -175,9 +171,9 @@ def _sentinel_pool(config: PoolConfig, manager: sync_sentinel.Sentinel, *, maste
         "connection_class": managed or sync_sentinel.SentinelManagedConnection,
         **role,
     }
-    pool_class = _pick(config, SentinelRedisPool, SentinelBlockingRedisPool)
-    pool: AnyPool = pool_class(replace(pool_config, kwargs=kwargs))
-    return pool
+    plain = config.pool_timeout is None
+    pool_class = SentinelRedisPool if plain else SentinelBlockingRedisPool
+    return pool_class(replace(pool_config, kwargs=kwargs))
 
 
 class SentinelTopology:
@@ -271,9 +267,9 @@ def _async_sentinel_pool(
         ),
         **role,
     }
-    pool_class = _pick(config, AsyncSentinelRedisPool, AsyncSentinelBlockingRedisPool)
-    pool: AnyAsyncPool = pool_class(pool_config, kwargs)
-    return pool
+    plain = config.pool_timeout is None
+    pool_class = AsyncSentinelRedisPool if plain else AsyncSentinelBlockingRedisPool
+    return pool_class(pool_config, kwargs)
 
 
 @dataclass
