@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from time import monotonic
+from types import ModuleType
 from typing import Any
 
 import redis
@@ -112,6 +113,13 @@ def _role(config: PoolConfig, manager: Any, *, master: bool) -> tuple[PoolConfig
     return replace(config, address=address), role
 
 
+def _managed(side: ModuleType, config: PoolConfig) -> Any:
+    """redis-py's Sentinel connection class for the alias's transport, from ``side``:
+    ``redis.sentinel`` or ``redis.asyncio.sentinel``."""
+    ssl = config.transport == SSL
+    return side.SentinelManagedSSLConnection if ssl else side.SentinelManagedConnection
+
+
 def _sentinel_kwargs(config: PoolConfig, *, for_async: bool) -> dict[str, Any]:
     """The keywords of the sentinels' clients (``config.discovery.sentinel_kwargs``)."""
     sentinel_kwargs = dict(config.discovery.sentinel_kwargs)
@@ -164,13 +172,7 @@ class SentinelBlockingRedisPool(
 
 def _sentinel_pool(config: PoolConfig, manager: sync_sentinel.Sentinel, *, master: bool) -> AnyPool:
     pool_config, role = _role(config, manager, master=master)
-    ssl = config.transport == SSL
-    managed = sync_sentinel.SentinelManagedSSLConnection if ssl else None
-    kwargs = {
-        **config.kwargs,
-        "connection_class": managed or sync_sentinel.SentinelManagedConnection,
-        **role,
-    }
+    kwargs = {**config.kwargs, "connection_class": _managed(sync_sentinel, config), **role}
     plain = config.pool_timeout is None
     pool_class = SentinelRedisPool if plain else SentinelBlockingRedisPool
     return pool_class(replace(pool_config, kwargs=kwargs))
@@ -258,13 +260,10 @@ def _async_sentinel_pool(
     config: PoolConfig, manager: async_sentinel.Sentinel, *, master: bool
 ) -> AnyAsyncPool:
     pool_config, role = _role(config, manager, master=master)
-    ssl = config.transport == SSL
-    managed = async_sentinel.SentinelManagedSSLConnection if ssl else None
+    managed = _managed(async_sentinel, config)
     kwargs = {
         **async_kwargs(config),
-        "connection_class": instrumented_async_connection_class(
-            managed or async_sentinel.SentinelManagedConnection
-        ),
+        "connection_class": instrumented_async_connection_class(managed),
         **role,
     }
     plain = config.pool_timeout is None
