@@ -24,8 +24,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from redis_pool import aget_redis, get_redis
+from redis_pool.registry import get_config
 from redis_pool.topologies import sentinel
-from redis_pool.topologies.sentinel import MASTER_CHECK_BACKOFF, MASTER_CHECK_INTERVAL, MasterCheck
+from redis_pool.topologies.sentinel import (
+    MASTER_CHECK_BACKOFF,
+    MASTER_CHECK_INTERVAL,
+    MasterCheck,
+    SentinelTopology,
+    build_sentinel,
+)
 from tests.redis_server import LOOPBACK, free_port
 from tests.settings import REDIS_URL
 
@@ -122,3 +129,21 @@ def test_async_sentinels_back_off_between_retries(down: None) -> None:
         return perf_counter() - started
 
     assert asyncio.run(main()) >= RETRIES * BACKOFF * 0.9
+
+
+@pytest.mark.parametrize(("ssl", "managed"), [(False, "Connection"), (True, "SSLConnection")])
+def test_sentinel_pools_take_the_transports_connection_class(ssl: bool, managed: str) -> None:
+    # Constructs objects only: nothing listens on the sentinel's port.
+    options = {"sentinels": [(LOOPBACK, free_port())], "service_name": "svc", "ssl": ssl}
+    with override_settings(REDIS_POOL={"default": {"url": REDIS_URL}, "ha": options}):
+        config = get_config("ha")
+        topology = SentinelTopology(config)
+        entry = build_sentinel(config)
+        try:
+            for pool in [*topology.pools(), *entry.pools]:
+                classes = [klass.__name__ for klass in pool.connection_class.__mro__]
+                assert f"SentinelManaged{managed}" in classes
+                assert ("SSLConnection" in classes) is ssl
+        finally:
+            topology.close()
+            asyncio.run(entry.aclose())
