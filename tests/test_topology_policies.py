@@ -18,6 +18,7 @@ from time import perf_counter
 
 import pytest
 from django.test import override_settings
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ConstantBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -26,6 +27,8 @@ from redis.retry import Retry
 from redis_pool import aget_redis, get_redis
 from redis_pool.registry import get_config
 from redis_pool.topologies import sentinel
+from redis_pool.topologies.build import build_async_topology, build_topology
+from redis_pool.topologies.retry import async_retry
 from redis_pool.topologies.sentinel import (
     MASTER_CHECK_BACKOFF,
     MASTER_CHECK_INTERVAL,
@@ -147,3 +150,20 @@ def test_sentinel_pools_take_the_transports_connection_class(ssl: bool, managed:
         finally:
             topology.close()
             asyncio.run(entry.aclose())
+
+
+def test_async_retry_converts_only_a_sync_retry() -> None:
+    converted = async_retry(Retry(ConstantBackoff(BACKOFF), RETRIES))
+    assert isinstance(converted, AsyncRetry)
+    assert converted.get_retries() == RETRIES  # its backoff: the timed tests above
+    already = AsyncRetry(ConstantBackoff(BACKOFF), RETRIES)
+    assert async_retry(already) is already
+    assert async_retry(None) is None
+
+
+def test_build_refuses_a_standalone_alias() -> None:
+    config = get_config("default")
+    with pytest.raises(ValueError, match="not a Sentinel or Cluster alias"):
+        build_topology(config)
+    with pytest.raises(ValueError, match="not a Sentinel or Cluster alias"):
+        build_async_topology(config)
