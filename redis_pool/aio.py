@@ -28,11 +28,8 @@ from redis_pool.config.keys import DEFAULT_ALIAS, STANDALONE
 from redis_pool.multiplex import MultiplexedRedis, MultiplexStats
 from redis_pool.pools.asyncio import AsyncEntry, build_async
 from redis_pool.stats.counters import PoolStats
-from redis_pool.topologies.asyncio import (
-    AsyncSentinelEntry,
-    AsyncTopologyEntry,
-    build_async_topology,
-)
+from redis_pool.topologies.build import AsyncTopologyEntry, build_async_topology
+from redis_pool.topologies.sentinel import AsyncSentinelEntry
 
 _ATTR = "_redis_pool_aio"  # where a loop keeps its _LoopPools
 

@@ -20,7 +20,9 @@ from redis_pool.config.settings import conf
 from redis_pool.exceptions import AliasNotFound
 from redis_pool.pools.sync import BlockingRedisPool, RedisPool, build_pool
 from redis_pool.stats.counters import PoolStats
-from redis_pool.topologies import sync as topologies
+from redis_pool.topologies.build import Topology, build_topology
+from redis_pool.topologies.cluster import combine
+from redis_pool.topologies.sentinel import SentinelTopology
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Entry:
     config: PoolConfig
     pool: RedisPool | BlockingRedisPool | None  # None: a Cluster alias (a pool per node)
     client: redis.Redis | None  # None: a Cluster alias (its client is built on first use)
-    topology: topologies.Topology | None = None  # Sentinel and Cluster aliases
+    topology: Topology | None = None  # Sentinel and Cluster aliases
 
     def current_client(self) -> redis.Redis | None:
         if self.topology is not None:
@@ -128,7 +130,7 @@ def get_replica(alias: str = DEFAULT_ALIAS) -> redis.Redis:
     written for a replicated deployment runs unchanged against one server.
     """
     entry = _entry(alias)
-    if isinstance(entry.topology, topologies.SentinelTopology):
+    if isinstance(entry.topology, SentinelTopology):
         return entry.topology.replica()
     return get_redis(alias)
 
@@ -169,12 +171,12 @@ def pool_stats(alias: str = DEFAULT_ALIAS) -> PoolStats:
         return entry.pool.stats()
     nodes = [pool.stats() for pool in entry.pools()]
     name = nodes[0].pool_class if nodes else "cluster"
-    return topologies.combine(nodes, alias=alias, address=entry.config.address, pool_class=name)
+    return combine(nodes, alias=alias, address=entry.config.address, pool_class=name)
 
 
 def _build(config: PoolConfig) -> Entry:
     if config.topology != STANDALONE:
-        topology = topologies.build(config)
+        topology = build_topology(config)
         return Entry(config, topology.pool, None, topology)
     pool = build_pool(config)
     return Entry(config, pool, redis.Redis(connection_pool=pool))

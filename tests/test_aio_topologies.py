@@ -18,7 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis_pool import aget_redis, aio
 from redis_pool.aio import aget_replica
 from redis_pool.middleware import RedisPoolMiddleware
-from redis_pool.topologies.asyncio import AsyncClusterEntry, AsyncSentinelEntry
+from redis_pool.topologies.cluster import AsyncClusterEntry
+from redis_pool.topologies.sentinel import AsyncSentinelEntry
 from tests.helpers import wait_for
 from tests.redis_server import RedisServer
 from tests.settings import REDIS_URL

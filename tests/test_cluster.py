@@ -24,7 +24,8 @@ from redis_pool.registry import (
     node_stats,
     pool_stats,
 )
-from redis_pool.topologies.asyncio import AsyncClusterEntry, build_async_topology
+from redis_pool.topologies.build import build_async_topology
+from redis_pool.topologies.cluster import AsyncClusterEntry
 from tests.helpers import wait_for
 from tests.redis_server import free_port
 from tests.settings import REDIS_URL
@@ -210,7 +211,7 @@ def test_unreachable_cluster_fails_clearly_and_retries_later(cluster: ClusterSet
 
 
 def test_async_builder(c: ClusterSetup) -> None:
-    """redis_pool.topologies.asyncio: what aget_redis() builds for a Cluster alias, per loop."""
+    """redis_pool.topologies.cluster: what aget_redis() builds for a Cluster alias, per loop."""
     ports = sorted(c.slot_ranges())
 
     async def main() -> None:

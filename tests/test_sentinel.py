@@ -29,9 +29,10 @@ from redis_pool.registry import (
     node_stats,
     pool_stats,
 )
-from redis_pool.topologies.asyncio import AsyncSentinelEntry, build_async_topology
-from redis_pool.topologies.sync import (
+from redis_pool.topologies.build import build_async_topology
+from redis_pool.topologies.sentinel import (
     MASTER_CHECK_INTERVAL,
+    AsyncSentinelEntry,
     SentinelBlockingRedisPool,
     SentinelRedisPool,
 )
@@ -148,7 +149,7 @@ def test_redis_poolstats_shows_master_and_replica_pools(ha: SentinelSetup) -> No
 
 
 def test_async_builder(ha: SentinelSetup) -> None:
-    """redis_pool.topologies.asyncio: what aget_redis() builds for a Sentinel alias, per loop."""
+    """redis_pool.topologies.sentinel: what aget_redis() builds for a Sentinel alias, per loop."""
     master = ha.current_master()
     replica = next(s for s in ha.servers() if s is not master)
 
