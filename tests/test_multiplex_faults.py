@@ -101,7 +101,9 @@ def test_broken_connection_fails_in_flight_promptly_and_reconnects(
 ) -> None:
     async def main() -> tuple[list[Any], float, Any, int]:
         proxy = LatencyProxy(redis_server.port, delay_ms=1000).start()
-        mux = mux_for(proxy.url)
+        # Every reply takes 1 s, the handshake's too: generous timeouts, so that only the
+        # break (not a loaded machine's slow handshake) can fail these commands.
+        mux = mux_for(proxy.url, socket_timeout=10, socket_connect_timeout=10)
         await mux.ping()
         loop = asyncio.get_running_loop()
         calls = [asyncio.create_task(mux.incr("n")) for _ in range(50)]
