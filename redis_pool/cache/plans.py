@@ -156,6 +156,3 @@ def ttl(key: str, command: str = "TTL") -> Plan:
 def command(*args: Any) -> Plan:
     """One command whose integer reply means yes/no (EXPIRE, PERSIST, ...)."""
     return Plan([(args, NONE)], _first_bool, False)
-
-
-CLEAR = Plan([], _nothing)  # clear() runs its own SCAN loop; this is only its miss value
