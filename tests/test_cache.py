@@ -621,3 +621,58 @@ def test_a_subclass_key_function_and_validation_are_used() -> None:
     assert cache.get_many(["a"]) == {"a": 6}
     assert cache.delete("a") is True
     assert seen == ["custom/a"] * 5
+
+
+def test_sync_hot_path_and_async_plans_agree() -> None:
+    """The sync get/set/delete/incr/get_many send their commands directly, the async ones
+    through plans.py: the same calls give the same results, errors and TTLs."""
+    raw = get_redis()
+
+    def outcome(call: Callable[[], object]) -> object:
+        try:
+            return call()
+        except ValueError as exc:
+            return f"ValueError: {exc}".replace("'s:1:", "'X:1:").replace("'a:1:", "'X:1:")
+
+    def sync_steps(c: RedisCache) -> list[object]:
+        return [
+            outcome(lambda: c.get("k", "dflt")),
+            outcome(lambda: c.set("k", {"v": 1})),
+            outcome(lambda: c.set("n", 5, timeout=None)),
+            outcome(lambda: c.set("t", 1, timeout=50.9)),
+            outcome(lambda: raw.ttl(c.make_key("t"))),
+            outcome(lambda: raw.ttl(c.make_key("n"))),
+            outcome(lambda: c.get("k")),
+            outcome(lambda: c.incr("n", 3)),
+            outcome(lambda: c.incr("absent")),
+            outcome(lambda: c.get_many(["k", "n", "absent"])),
+            outcome(lambda: c.get_many([])),
+            outcome(lambda: c.delete("k")),
+            outcome(lambda: c.delete("k")),
+            outcome(lambda: c.set("n", 1, timeout=0)),
+            outcome(lambda: c.get("n")),
+        ]
+
+    def async_steps(c: RedisCache) -> list[object]:
+        return [
+            outcome(lambda: asyncio.run(c.aget("k", "dflt"))),
+            outcome(lambda: asyncio.run(c.aset("k", {"v": 1}))),
+            outcome(lambda: asyncio.run(c.aset("n", 5, timeout=None))),
+            outcome(lambda: asyncio.run(c.aset("t", 1, timeout=50.9))),
+            outcome(lambda: raw.ttl(c.make_key("t"))),
+            outcome(lambda: raw.ttl(c.make_key("n"))),
+            outcome(lambda: asyncio.run(c.aget("k"))),
+            outcome(lambda: asyncio.run(c.aincr("n", 3))),
+            outcome(lambda: asyncio.run(c.aincr("absent"))),
+            outcome(lambda: asyncio.run(c.aget_many(["k", "n", "absent"]))),
+            outcome(lambda: asyncio.run(c.aget_many([]))),
+            outcome(lambda: asyncio.run(c.adelete("k"))),
+            outcome(lambda: asyncio.run(c.adelete("k"))),
+            outcome(lambda: asyncio.run(c.aset("n", 1, timeout=0))),
+            outcome(lambda: asyncio.run(c.aget("n"))),
+        ]
+
+    sync = sync_steps(cache_on(KEY_PREFIX="s"))
+    assert sync == async_steps(cache_on(KEY_PREFIX="a"))
+    assert sync[:5] == ["dflt", None, None, None, 50]
+    assert sync[8] == "ValueError: Key 'X:1:absent' not found."
