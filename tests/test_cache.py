@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache, CacheKeyWarning
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -566,3 +568,111 @@ def test_ignored_exceptions_can_be_silent(
         )
         assert cache.get("x", 1) == 1
     assert "IGNORE_EXCEPTIONS" not in caplog.text
+
+
+KEYS_TO_VALIDATE = ["clean", "with space", "tab\there", "del\x7f", "é", "x" * 246, "x" * 247]
+
+
+@pytest.mark.parametrize("key", KEYS_TO_VALIDATE)
+def test_key_warnings_are_djangos(cache: RedisCache, key: str) -> None:
+    """The compiled-pattern check warns for exactly the keys Django's validate_key warns
+    for, with Django's messages (the made key "t:1:" + 246 = 250 characters is still fine)."""
+    made = cache.make_key(key)
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        cache.validate_key(made)
+    with warnings.catch_warnings(record=True) as djangos:
+        warnings.simplefilter("always")
+        BaseCache.validate_key(cache, made)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in djangos]
+    assert all(w.category is CacheKeyWarning for w in ours)
+
+
+def test_every_hot_operation_warns_on_a_bad_key(cache: RedisCache) -> None:
+    calls: list[Callable[[], object]] = [
+        lambda: cache.set("bad key", 1),
+        lambda: cache.get("bad key"),
+        lambda: cache.set("bad key", 2),
+        lambda: cache.incr("bad key"),
+        lambda: cache.get_many(["ok", "bad key"]),
+        lambda: cache.delete("bad key"),
+        lambda: asyncio.run(cache.aget("bad key")),
+    ]
+    for call in calls:
+        with pytest.warns(CacheKeyWarning, match="bad key"):
+            call()
+
+
+def test_a_subclass_key_function_and_validation_are_used() -> None:
+    seen: list[str] = []
+
+    class Custom(RedisCache):
+        def make_key(self, key: Any, version: int | None = None) -> str:
+            return f"custom/{key}"
+
+        def validate_key(self, key: str) -> None:
+            seen.append(key)
+
+    cache = Custom("default", {})
+    cache.set("a", 5)
+    assert get_redis().get("custom/a") == b"5"
+    assert cache.get("a") == 5
+    assert cache.incr("a") == 6
+    assert cache.get_many(["a"]) == {"a": 6}
+    assert cache.delete("a") is True
+    assert seen == ["custom/a"] * 5
+
+
+def test_sync_hot_path_and_async_plans_agree() -> None:
+    """The sync get/set/delete/incr/get_many send their commands directly, the async ones
+    through plans.py: the same calls give the same results, errors and TTLs."""
+    raw = get_redis()
+
+    def outcome(call: Callable[[], object]) -> object:
+        try:
+            return call()
+        except ValueError as exc:
+            return f"ValueError: {exc}".replace("'s:1:", "'X:1:").replace("'a:1:", "'X:1:")
+
+    def sync_steps(c: RedisCache) -> list[object]:
+        return [
+            outcome(lambda: c.get("k", "dflt")),
+            outcome(lambda: c.set("k", {"v": 1})),
+            outcome(lambda: c.set("n", 5, timeout=None)),
+            outcome(lambda: c.set("t", 1, timeout=50.9)),
+            outcome(lambda: raw.ttl(c.make_key("t"))),
+            outcome(lambda: raw.ttl(c.make_key("n"))),
+            outcome(lambda: c.get("k")),
+            outcome(lambda: c.incr("n", 3)),
+            outcome(lambda: c.incr("absent")),
+            outcome(lambda: c.get_many(["k", "n", "absent"])),
+            outcome(lambda: c.get_many([])),
+            outcome(lambda: c.delete("k")),
+            outcome(lambda: c.delete("k")),
+            outcome(lambda: c.set("n", 1, timeout=0)),
+            outcome(lambda: c.get("n")),
+        ]
+
+    def async_steps(c: RedisCache) -> list[object]:
+        return [
+            outcome(lambda: asyncio.run(c.aget("k", "dflt"))),
+            outcome(lambda: asyncio.run(c.aset("k", {"v": 1}))),
+            outcome(lambda: asyncio.run(c.aset("n", 5, timeout=None))),
+            outcome(lambda: asyncio.run(c.aset("t", 1, timeout=50.9))),
+            outcome(lambda: raw.ttl(c.make_key("t"))),
+            outcome(lambda: raw.ttl(c.make_key("n"))),
+            outcome(lambda: asyncio.run(c.aget("k"))),
+            outcome(lambda: asyncio.run(c.aincr("n", 3))),
+            outcome(lambda: asyncio.run(c.aincr("absent"))),
+            outcome(lambda: asyncio.run(c.aget_many(["k", "n", "absent"]))),
+            outcome(lambda: asyncio.run(c.aget_many([]))),
+            outcome(lambda: asyncio.run(c.adelete("k"))),
+            outcome(lambda: asyncio.run(c.adelete("k"))),
+            outcome(lambda: asyncio.run(c.aset("n", 1, timeout=0))),
+            outcome(lambda: asyncio.run(c.aget("n"))),
+        ]
+
+    sync = sync_steps(cache_on(KEY_PREFIX="s"))
+    assert sync == async_steps(cache_on(KEY_PREFIX="a"))
+    assert sync[:5] == ["dflt", None, None, None, 50]
+    assert sync[8] == "ValueError: Key 'X:1:absent' not found."

@@ -10,10 +10,15 @@ cache is bounded by the alias's ``max_connections``, counted in ``pool_stats()``
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.cache.backends.base import (
+    DEFAULT_TIMEOUT,
+    MEMCACHE_MAX_KEY_LENGTH,
+    BaseCache,
+)
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ReadOnlyError
@@ -23,7 +28,7 @@ from redis_pool import aget_redis, get_pool, get_redis
 from redis_pool.cache import plans
 from redis_pool.cache.extras import DjangoRedisExtras
 from redis_pool.cache.options import parse
-from redis_pool.cache.plans import Plan
+from redis_pool.cache.plans import INCR_SCRIPT, INCR_SHA, RAW, Plan
 from redis_pool.cache.serializer import RedisSerializer
 
 logger = logging.getLogger("redis_pool.cache")
@@ -32,6 +37,11 @@ logger = logging.getLogger("redis_pool.cache")
 # (PoolExhaustedError is a ConnectionError), loading, or a replica after a failover. Not
 # other ResponseErrors (INCR of a pickled value...): those are bugs to see, not outages.
 IGNORABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+
+# What Django's memcache_key_warnings() looks for. Django's own pattern is a lazy object
+# whose every use costs ~2 µs (of ~50 per operation); this one is compiled once. Only a key
+# it matches goes through Django's validate_key(), which emits the warnings themselves.
+_BAD_KEY_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
 class _Client:
@@ -78,9 +88,14 @@ class RedisCache(DjangoRedisExtras, BaseCache):
             timeout = self.default_timeout
         return None if timeout is None else max(0, int(timeout))  # type: ignore[call-overload]
 
+    def validate_key(self, key: str) -> None:
+        """Django's key warnings (CacheKeyWarning), checked cheaply for the common clean key."""
+        if len(key) > MEMCACHE_MAX_KEY_LENGTH or _BAD_KEY_CHARS.search(key) is not None:
+            super().validate_key(key)
+
     # -- drivers ------------------------------------------------------------------------
 
-    def _ignored(self, exc: Exception, plan: Plan) -> Any:
+    def _ignored(self, exc: Exception, miss: Any) -> Any:
         if not self._options.ignore_exceptions:
             raise exc
         if self._options.log_ignored_exceptions:
@@ -90,7 +105,7 @@ class RedisCache(DjangoRedisExtras, BaseCache):
                 type(exc).__name__,
                 exc,
             )
-        return plan.miss
+        return miss
 
     def _run(self, plan: Plan) -> Any:
         try:
@@ -108,7 +123,7 @@ class RedisCache(DjangoRedisExtras, BaseCache):
                     pipe.execute_command(*args, **options)
                 results = pipe.execute()
         except IGNORABLE as exc:
-            return self._ignored(exc, plan)
+            return self._ignored(exc, plan.miss)
         return plan.finish(results)
 
     async def _arun(self, plan: Plan) -> Any:
@@ -127,16 +142,24 @@ class RedisCache(DjangoRedisExtras, BaseCache):
                     pipe.execute_command(*args, **options)
                 results = await pipe.execute()
         except IGNORABLE as exc:
-            return self._ignored(exc, plan)
+            return self._ignored(exc, plan.miss)
         return plan.finish(results)
 
     # -- plans from Django's arguments ----------------------------------------------------
 
     def _key(self, key: Any, version: int | None) -> str:
-        return self.make_and_validate_key(key, version=version)
+        made = self.make_key(key, version)
+        self.validate_key(made)
+        return made
 
     def _keys(self, keys: Iterable[Any], version: int | None) -> dict[str, Any]:
-        return {self.make_and_validate_key(key, version=version): key for key in keys}
+        make, validate = self.make_key, self.validate_key
+        key_map = {}
+        for key in keys:
+            made = make(key, version)
+            validate(made)
+            key_map[made] = key
+        return key_map
 
     def _add(self, key: Any, value: Any, timeout: Any, version: int | None) -> Plan:
         timeout = self.get_backend_timeout(timeout)
@@ -159,8 +182,18 @@ class RedisCache(DjangoRedisExtras, BaseCache):
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> Any:
         return self._run(self._add(key, value, timeout, version))
 
+    # get, set, delete, incr and get_many are the hot path: one command each, sent straight
+    # from here rather than through a Plan (the same commands and replies as plans.py's,
+    # which the async methods and the other operations use; tests run both).
+
     def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
-        return self._run(plans.get(self._serializer, self._key(key, version), default))
+        made = self._key(key, version)
+        try:
+            client: Any = get_redis(self._alias)
+            value = client.execute_command("GET", made, **RAW)
+        except IGNORABLE as exc:
+            return self._ignored(exc, default)
+        return default if value is None else self._serializer.loads(value)
 
     def set(
         self,
@@ -172,20 +205,47 @@ class RedisCache(DjangoRedisExtras, BaseCache):
     ) -> Any:
         """``nx=True`` (django-redis's option) sets only an absent key and returns whether it
         did; plain ``set()`` returns None, as Django's does."""
-        return self._run(self._set(key, value, timeout, version, nx))
+        if nx:
+            return self._run(self._set(key, value, timeout, version, nx))
+        made = self._key(key, version)
+        seconds = self.get_backend_timeout(timeout)
+        if seconds == 0:
+            return self._run(plans.set_(self._serializer, made, value, 0))
+        dumped = self._serializer.dumps(value)
+        try:
+            client: Any = get_redis(self._alias)
+            if seconds is None:
+                client.execute_command("SET", made, dumped)
+            else:
+                client.execute_command("SET", made, dumped, "EX", seconds)
+        except IGNORABLE as exc:
+            self._ignored(exc, None)
+        return None
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> Any:
         plan = plans.touch(self._key(key, version), self.get_backend_timeout(timeout))
         return self._run(plan)
 
     def delete(self, key: Any, version: Any = None) -> Any:
-        return self._run(plans.delete(self._key(key, version)))
+        made = self._key(key, version)
+        try:
+            client: Any = get_redis(self._alias)
+            return bool(client.execute_command("DEL", made))
+        except IGNORABLE as exc:
+            return self._ignored(exc, False)
 
     def get_many(self, keys: Any, version: Any = None) -> Any:
-        plan, key_map = self._get_many(keys, version)
+        key_map = self._keys(keys, version)
         if not key_map:
             return {}
-        return {key_map[k]: v for k, v in self._run(plan).items()}
+        made = list(key_map)
+        try:
+            client: Any = get_redis(self._alias)
+            values = client.execute_command("MGET", *made, **RAW)
+        except IGNORABLE as exc:
+            return self._ignored(exc, {})
+        loads = self._serializer.loads
+        return {key_map[k]: loads(v) for k, v in zip(made, values, strict=True) if v is not None}
 
     def has_key(self, key: Any, version: Any = None) -> Any:
         return self._run(plans.has_key(self._key(key, version)))
@@ -193,7 +253,20 @@ class RedisCache(DjangoRedisExtras, BaseCache):
     def incr(
         self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
     ) -> Any:
-        return self._run(plans.incr(self._key(key, version), delta, ignore_key_check))
+        made = self._key(key, version)
+        if ignore_key_check:
+            return self._run(plans.incr(made, delta, ignore_key_check))
+        client: Any = get_redis(self._alias)
+        try:
+            try:
+                value = client.execute_command("EVALSHA", INCR_SHA, 1, made, delta)
+            except NoScriptError:  # the server lost the script (restart, SCRIPT FLUSH)
+                value = client.execute_command("EVAL", INCR_SCRIPT, 1, made, delta)
+        except IGNORABLE as exc:
+            return self._ignored(exc, None)
+        if value is None:
+            raise ValueError(f"Key '{made}' not found.")
+        return int(value)
 
     def decr(
         self, key: Any, delta: int = 1, version: Any = None, ignore_key_check: bool = False
@@ -226,7 +299,7 @@ class RedisCache(DjangoRedisExtras, BaseCache):
             if batch:
                 client.unlink(*batch)
         except IGNORABLE as exc:
-            self._ignored(exc, plans.CLEAR)
+            self._ignored(exc, None)
 
     def close(self, **kwargs: Any) -> None:
         """Nothing to do: the connections belong to the alias's pool, which stays open.
@@ -301,7 +374,7 @@ class RedisCache(DjangoRedisExtras, BaseCache):
             if batch:
                 await client.unlink(*batch)
         except IGNORABLE as exc:
-            self._ignored(exc, plans.CLEAR)
+            self._ignored(exc, None)
 
     async def aclose(self, **kwargs: Any) -> None:
         """Nothing to do, as ``close()``."""

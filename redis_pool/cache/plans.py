@@ -1,7 +1,10 @@
 """Each cache operation as data: the Redis commands to send and how to read their replies.
 
 One policy for both drivers (``RedisCache._run`` sync, ``_arun`` async), so the sync and
-async methods cannot drift apart. Nothing here does I/O.
+async methods cannot drift apart. Nothing here does I/O. Exception: the sync ``get``,
+``set`` (no ``nx``, non-zero timeout), ``delete``, ``incr`` and ``get_many`` send the same
+commands straight from ``RedisCache`` (a Plan and its closure cost ~1 µs of ~45 per
+operation); tests/test_cache.py runs each of them sync and async.
 
 Round trips (Django's ``RedisCache`` in brackets): ``incr`` 1 (2: EXISTS then INCRBY),
 ``add`` 1 with ``SET NX`` (1; 2 for a zero timeout), ``set_many`` 1 pipeline (1),
@@ -156,6 +159,3 @@ def ttl(key: str, command: str = "TTL") -> Plan:
 def command(*args: Any) -> Plan:
     """One command whose integer reply means yes/no (EXPIRE, PERSIST, ...)."""
     return Plan([(args, NONE)], _first_bool, False)
-
-
-CLEAR = Plan([], _nothing)  # clear() runs its own SCAN loop; this is only its miss value
