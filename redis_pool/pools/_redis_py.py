@@ -74,8 +74,8 @@ class CheapPidCheck:
         # each time (os.getpid() is a system call: ~0.2-0.4 us here, twice per cycle, more
         # than all of our counting). Reading the fork mark is not: only when a fork has
         # cleared it (or where there is none) is the pid asked for. Then redis-py's own
-        # check (and reset) runs as before. ``_mark`` is bound as a default argument: a
-        # global lookup here costs measurably on the checkout cycle.
+        # check (and reset) runs as before. ``_mark`` is a default argument so that a test
+        # can pass None (no fork mark: tests/test_fork_c.py).
         if _mark is None or not _mark[0]:
             _refresh_pid()
         if self.pid != _pid:

@@ -37,8 +37,9 @@ def _expire(turn: asyncio.Future[Any]) -> None:
 
 class AsyncInstrumentedPool(PoolCommon):
     """What the asyncio pools add to ``PoolCommon``: the fair line of the blocking pool,
-    and counting checkouts and returns. The event loop's thread is the only writer of
-    these counters, like the sync pools' critical sections: plain adds, no lock."""
+    checkouts stamped and returns counted (``stats.counters.Counters``). The event loop's
+    thread is the only writer of these counters, like the sync pools' critical sections:
+    plain adds, no lock."""
 
     timeout: float | None = None
     can_get_connection: Callable[[], Any]  # redis-py's
