@@ -21,31 +21,31 @@ from redis_pool.stats.leaks import capture, note_late_return
 
 class CountingSet(set[Any]):
     """The plain pool's in-use set. redis-py adds to it on checkout and removes from it on
-    return, both under the pool's lock, so the counters need no lock of their own. The
-    builtins are bound as default arguments: the global lookups they save are measurable
-    on this cycle (benchmarks/bench_instrumentation.py)."""
+    return, both under the pool's lock, so the counters need no lock of their own.
+
+    No builtins bound as default arguments: CPython caches these global lookups, and
+    a paired micro-benchmark of add + remove measured no difference (ratio 0.98-0.99,
+    benchmarks/results/pools-internals.md)."""
 
     counters: Counters
 
-    def add(self, connection: Any, _add: Any = set.add, _clock: Any = perf_counter) -> None:
-        _add(self, connection)
-        connection._rp_out = _clock()
+    def add(self, connection: Any) -> None:
+        set.add(self, connection)
+        connection._rp_out = perf_counter()
 
-    def remove(
-        self, connection: Any, _remove: Any = set.remove, _clock: Any = perf_counter
-    ) -> None:
-        _remove(self, connection)  # KeyError: not ours (redis-py ignores it), not counted
-        self.counters.held(_clock() - connection._rp_out)
+    def remove(self, connection: Any) -> None:
+        set.remove(self, connection)  # KeyError: not ours (redis-py ignores it), not counted
+        self.counters.held(perf_counter() - connection._rp_out)
 
 
 class LeakTrackingSet(CountingSet):
     """``CountingSet`` that also records where each checkout happened."""
 
-    def add(self, connection: Any, *args: Any) -> None:
+    def add(self, connection: Any) -> None:
         super().add(connection)
         connection._rp_stack = capture()
 
-    def remove(self, connection: Any, *args: Any) -> None:
+    def remove(self, connection: Any) -> None:
         super().remove(connection)  # first: KeyError for a connection not ours
         out = connection._rp_out
         held = perf_counter() - out
