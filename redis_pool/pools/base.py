@@ -14,7 +14,7 @@ from redis.connection import (
 )
 
 from redis_pool.config.alias import PoolConfig
-from redis_pool.config.defaults import default_client_name, hostname
+from redis_pool.config.defaults import default_client_name
 from redis_pool.pools import hooks
 from redis_pool.pools._redis_py import CheapPidCheck
 from redis_pool.pools.connections import instrumented_connection_class
@@ -48,7 +48,6 @@ def pool_stats(pool: Any) -> PoolStats:
         pool_class=type(pool).__name__,
         address=pool.address,
         max_connections=pool.max_connections,
-        host=hostname(),
         client_name=str(pool.connection_kwargs.get("client_name") or ""),
         leak_detection_threshold=threshold,
     )

@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from redis_pool.config.defaults import hostname
+
 # Recent samples kept for percentiles: a power of two so the ring index is a mask.
 SAMPLES = 1024
 SAMPLE_MASK = SAMPLES - 1
@@ -88,7 +90,6 @@ class PoolIdentity:
     pool_class: str
     address: str
     max_connections: int
-    host: str
     client_name: str
     leak_detection_threshold: float | None
 
@@ -258,7 +259,7 @@ class Counters:
             hold=hold,
             since=self.since,
             connect=self.connect_timing(),
-            host=pool.host,
+            host=hostname(),
             client_name=pool.client_name,
             leak_detection_threshold=pool.leak_detection_threshold,
             publishes=self.publishes,
