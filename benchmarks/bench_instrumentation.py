@@ -10,7 +10,7 @@ taken per round and the median reported (the machines are shared and noisy: only
 within one run mean anything). Target: <= 1.05. ``--check`` exits 1 above it.
 
 Our pools also skip redis-py's ``os.getpid()`` system call on every checkout and return
-(``pools.InstrumentedPoolMixin._checkpid``), which saves more than the counting costs. So
+(``redis_pool.pools._redis_py.CheapPidCheck``), which saves more than the counting costs. So
 that this does not hide the counting, a second baseline is redis-py's pool with only that
 change: "counting alone" rows are ours against it.
 
@@ -77,12 +77,10 @@ def paired(
 
 def pid_cached(base: type[Any]) -> type[Any]:
     """redis-py's pool class with only our pid check (no counting): the second baseline."""
-    from redis_pool.pools import sync as pools
+    from redis_pool.pools._redis_py import CheapPidCheck
 
-    class PidCached(base):  # type: ignore[misc,valid-type]
-        def _checkpid(self) -> None:
-            if self.pid != pools._pid:
-                super()._checkpid()
+    class PidCached(CheapPidCheck, base):  # type: ignore[misc,valid-type]
+        pass
 
     return PidCached
 

@@ -292,7 +292,7 @@ def test_leak_detection_costs_nothing_on_the_default_path() -> None:
     pool = build_pool(config)
     assert not pool.counters.capture_stacks
     assert pool.counters.leak_limit == float("inf")
-    assert type(pool.pool).__name__ == "FairLifoQueue"  # not the stack-capturing one
+    assert type(pool.pool).__name__ == "CountingFairLifoQueue"  # not the stack-capturing one
 
 
 def test_capture_is_a_cheap_frame_walk() -> None:

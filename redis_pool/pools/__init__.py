@@ -1,9 +1,10 @@
 """redis-py pools that count what they do, and name their connections per process.
 
-Subclasses, not wrappers: redis-py's own locking, fork check (``_checkpid``) and health
-checks stay in charge. The counting happens inside redis-py's own critical sections, so
-it costs no lock of ours: the plain pool records checkouts and returns in its in-use set
-(``CountingSet.add`` / ``remove`` run under the pool's lock), the blocking pool in its
-queue (``FairLifoQueue._get`` / ``_put`` run under the queue's mutex). Connects,
-closes and errors are counted by the connection class, off the checkout path.
+Subclasses, not wrappers: redis-py's own locking, fork check and health checks stay in
+charge (every private of redis-py relied on is listed in ``_redis_py.py``). The counting
+happens inside redis-py's own critical sections, so it costs no lock of ours: the plain
+pool's in-use set and the blocking pool's fair queue count (``counting.py``); the asyncio
+pools count on their event loop (``asyncio.py``). Connects, closes and errors are counted
+by the connection class (``connections.py``), off the checkout path. One snapshot
+function (``base.pool_stats``) turns any pool's counters into ``PoolStats``.
 """

@@ -4,116 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import inspect
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from time import perf_counter
 from typing import Any
 
 import redis.asyncio
 from django.core.exceptions import ImproperlyConfigured
-from redis._parsers.base import AsyncBaseParser
 from redis.asyncio import connection as async_connection
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
-from redis.retry import Retry as SyncRetry
 from redis.utils import deprecated_args
 
 from redis_pool.config.alias import PoolConfig
-from redis_pool.config.defaults import default_client_name
 from redis_pool.config.keys import STANDALONE
 from redis_pool.exceptions import PoolExhaustedError
-from redis_pool.pools import hooks
-from redis_pool.pools.base import (
-    DIRECT_ALIAS,
-    InstrumentedPoolMixin,
-    direct_address,
-    observability_id,
-)
-from redis_pool.pools.connections import (
-    ASYNC_CONNECTION,
-    ASYNC_PARSER,
-    instrumented_async_connection_class,
-)
-from redis_pool.stats.counters import Counters, PoolStats
+from redis_pool.pools.async_kwargs import async_kwargs as async_kwargs
+from redis_pool.pools.base import PoolCommon
+from redis_pool.pools.connections import instrumented_connection_class
+from redis_pool.stats.counters import PoolStats
 from redis_pool.stats.leaks import capture, note_late_return, scan
-
-
-@cache
-def _accepted_keys(connection_class: type[Any]) -> frozenset[str]:
-    """Keyword arguments an asyncio connection class (or its pool) accepts."""
-    names: set[str] = set()
-    callables = [async_connection.ConnectionPool.__init__]
-    callables += [
-        klass.__dict__["__init__"]
-        for klass in connection_class.__mro__
-        if "__init__" in klass.__dict__ and issubclass(klass, async_connection.AbstractConnection)
-    ]
-    for func in callables:
-        for name, param in inspect.signature(func).parameters.items():
-            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
-                names.add(name)
-    return frozenset(names - {"self"})
-
-
-def _is_async_connection_class(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, async_connection.AbstractConnection)
-
-
-def async_kwargs(config: PoolConfig) -> dict[str, Any]:
-    """``config.kwargs`` (built for redis-py's sync pool) translated for ``redis.asyncio``.
-
-    Raises ``ImproperlyConfigured`` naming the alias and key for a setting redis.asyncio
-    has no equivalent of. Never includes a secret value in the message.
-    """
-    where = f"REDIS_POOL[{config.alias!r}]"
-    kwargs = dict(config.kwargs)
-    sync_class = kwargs["connection_class"]
-    conn_class: Any = ASYNC_CONNECTION.get(sync_class, sync_class)
-    if not _is_async_connection_class(conn_class):
-        raise ImproperlyConfigured(
-            f"{where}['connection_class'] is {sync_class!r}, which aget_redis() cannot use: "
-            "redis.asyncio needs its own connection classes."
-        )
-    kwargs["connection_class"] = instrumented_async_connection_class(conn_class)
-    unsupported = sorted(set(kwargs) - _accepted_keys(conn_class) - {"connection_class"})
-    if unsupported:
-        raise ImproperlyConfigured(
-            f"{where} sets {', '.join(map(repr, unsupported))}, which redis.asyncio does not "
-            "support, so aget_redis() cannot build this alias."
-        )
-    retry = kwargs.get("retry")
-    if isinstance(retry, SyncRetry):
-        # redis-py has no public sync->async Retry conversion; both keep their whole
-        # state in these AbstractRetry attributes.
-        kwargs["retry"] = AsyncRetry(
-            copy.deepcopy(retry._backoff),
-            retry.get_retries(),
-            retry._supported_errors,  # type: ignore[arg-type]
-        )
-    parser = kwargs.get("parser_class")
-    if parser is not None and not (
-        isinstance(parser, type) and issubclass(parser, AsyncBaseParser)
-    ):
-        if parser not in ASYNC_PARSER:
-            raise ImproperlyConfigured(
-                f"{where}['parser_class'] is {parser!r}, which has no redis.asyncio twin."
-            )
-        kwargs["parser_class"] = ASYNC_PARSER[parser]
-    if not config.client_name_set:
-        # The parsed name carries the pid of the process that parsed settings; a pool is
-        # built later, maybe in a forked child, which must name its own connections.
-        kwargs["client_name"] = default_client_name(config.alias)
-    return kwargs
-
 
 # What a waiter's future receives when its pool_timeout runs out.
 _TIMED_OUT: Any = object()
+
+
+def _expire(turn: asyncio.Future[Any]) -> None:
+    if not turn.done():
+        turn.set_result(_TIMED_OUT)
 
 
 async def _record_checkout(pool: Any, start: float, created: bool) -> None:
@@ -132,41 +52,20 @@ async def _record_checkout(pool: Any, start: float, created: bool) -> None:
     await record_wait(pool_name=redis_py.get_pool_name(pool), duration_seconds=elapsed)
 
 
-def _expire(turn: asyncio.Future[Any]) -> None:
-    if not turn.done():
-        turn.set_result(_TIMED_OUT)
+class AsyncInstrumentedPool(PoolCommon):
+    """What the asyncio pools add to ``PoolCommon``: the fair line of the blocking pool,
+    checkouts stamped and returns counted (``stats.counters.Counters``). The event loop's
+    thread is the only writer of these counters, like the sync pools' critical sections:
+    plain adds, no lock."""
 
-
-class AsyncInstrumentedPool:
-    """Counts checkouts, returns and exhaustion of one alias's pool on one event loop.
-
-    Mirrors ``pools.InstrumentedPoolMixin`` with coroutines, and reuses its ``stats()`` so
-    sync and async pools report the same ``PoolStats``.
-    """
-
-    alias: str
-    address: str
-    counters: Counters
-    max_connections: int
     timeout: float | None = None
     can_get_connection: Callable[[], Any]  # redis-py's
     get_available_connection: Callable[[], Any]  # redis-py's
+    _available_connections: list[Any]  # redis-py's
+    _in_use_connections: set[Any]  # redis-py's
     # Set when settings changed: the pool takes no new work; returned connections close.
     retired = False
-
-    _rp_leak_threshold: float | None = None
-    _rp_monitored = False
     _rp_blocking = False
-
-    def _rp_setup(self, config: PoolConfig) -> None:
-        self.alias = config.alias
-        self.address = config.address
-        self._rp_leak_threshold = config.leak_detection_threshold
-        self.counters = Counters(self._rp_leak_threshold)
-        self._rp_monitored = config.monitored
-        # redis-py's asyncio pools (8.1) set no id of their own: see observability_id.
-        self._pool_id = observability_id(config.alias)
-        self._rp_waiters: deque[asyncio.Future[Any]] = deque()
 
     def _rp_init_args(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]
@@ -174,6 +73,7 @@ class AsyncInstrumentedPool:
         """redis.asyncio's constructor arguments, from either caller: ``aio.py`` passes
         ``(config, kwargs)``; anyone else passes redis-py's arguments (positional in the
         order ``names``), kept as given."""
+        self._rp_waiters: deque[asyncio.Future[Any]] = deque()
         if args and isinstance(args[0], PoolConfig):
             config, kwargs = args[0], dict(args[1] if len(args) > 1 else kwargs)
             self._rp_setup(config)
@@ -182,31 +82,23 @@ class AsyncInstrumentedPool:
                 kwargs["timeout"] = config.pool_timeout
             return kwargs  # async_kwargs() already chose the connection class
         kwargs = dict(kwargs, **dict(zip(names, args, strict=False)))
-        self.alias = DIRECT_ALIAS
-        self.address = direct_address(kwargs)
-        self.counters = Counters(None)
-        self._rp_waiters = deque()
-        kwargs["connection_class"] = instrumented_async_connection_class(
+        self._rp_setup_direct(kwargs)
+        kwargs["connection_class"] = instrumented_connection_class(
             kwargs.get("connection_class", async_connection.Connection)
         )
         return kwargs
 
-    def make_connection(self) -> Any:
-        connection = super().make_connection()  # type: ignore[misc]
-        connection._rp_counters = self.counters
-        connection._rp_alias = self.alias
-        if self._rp_monitored:
-            # An async-only process must publish its stats too; as in pools.py, only new
-            # connections get here, and the call is one comparison once the thread runs.
-            hooks.monitored_connection_made()
-        return connection
+    def _rp_in_use(self) -> int:
+        return len(self._in_use_connections)
+
+    def _rp_made(self) -> int:
+        # redis.asyncio keeps every connection it made in one of its two collections.
+        return len(self._available_connections) + len(self._in_use_connections)
 
     @deprecated_args(
         args_to_warn=["*"], reason="Use get_connection() without args instead", version="5.3.0"
     )
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
-        # The event loop's thread is the only writer of these counters, like the sync
-        # pools' critical sections: plain adds, no lock (stats.Counters.checked_out).
         # Arguments warn as redis-py's do (the decorator is redis-py's), and are unused.
         if self._rp_blocking:
             return await self._rp_get_in_turn()
@@ -284,9 +176,8 @@ class AsyncInstrumentedPool:
     def _rp_hand_on(self, connection: Any) -> None:
         """A checked-out ``connection`` to the oldest waiter, or back to the free list."""
         if not self._rp_hand_off(connection):
-            pool: Any = self
-            pool._in_use_connections.discard(connection)
-            pool._available_connections.append(connection)
+            self._in_use_connections.discard(connection)
+            self._available_connections.append(connection)
 
     def _rp_serve(self) -> None:
         """Give free slots to waiters that queued while a return was on its way."""
@@ -308,10 +199,9 @@ class AsyncInstrumentedPool:
         return PoolExhaustedError(self.alias, self.max_connections, waited)
 
     def _rp_checked_out(self, connection: Any) -> Any:
+        # Stamped, not counted: the return counts (see stats.counters.Counters).
         connection._rp_out = perf_counter()
-        counters = self.counters
-        counters.checked_out()
-        if counters.capture_stacks:
+        if self.counters.capture_stacks:
             connection._rp_stack = capture()
         return connection
 
@@ -324,7 +214,7 @@ class AsyncInstrumentedPool:
         if out is not None and connection._rp_counters is counters:
             connection._rp_out = None
             held = perf_counter() - out
-            counters.returned(held)
+            counters.held(held)
             if held > counters.leak_limit:
                 note_late_return(counters, connection, out, held)
                 # The monitor thread scans the registry's pools only: log it from here
@@ -344,8 +234,7 @@ class AsyncInstrumentedPool:
     def _rp_passed(self, connection: Any) -> bool:
         """Whether ``connection`` is not this pool's to hand over (redis-py's release then
         decides what to do with it)."""
-        pool: Any = self
-        return connection not in pool._in_use_connections
+        return connection not in self._in_use_connections
 
     def _rp_hand_off(self, connection: Any) -> bool:
         """Give ``connection`` (still counted in use) to the oldest live waiter, if any."""
@@ -356,11 +245,6 @@ class AsyncInstrumentedPool:
                 turn.set_result(connection)
                 return True
         return False
-
-    def stats(self) -> PoolStats:
-        """A snapshot of this pool's counters; never touches the pool or the network."""
-        # Same fields, same meaning as the sync pools': one implementation.
-        return InstrumentedPoolMixin.stats(self)  # type: ignore[arg-type]
 
 
 class AsyncRedisPool(AsyncInstrumentedPool, redis.asyncio.ConnectionPool):

@@ -1,12 +1,12 @@
-"""What the sync and asyncio pools share: per-alias counters, per-process client names,
-fork detection, retirement and the ``stats()`` snapshot."""
+"""What the sync and asyncio pools share: per-alias counters and identity, the hook fired
+for each new connection, and the ``stats()`` snapshot (``PoolCommon``); and what the sync
+pools share besides: fork detection, per-process client names and retirement
+(``InstrumentedPoolMixin``)."""
 
 from __future__ import annotations
 
-import mmap
 import os
 import secrets
-import sys
 from typing import Any
 
 from redis.connection import (
@@ -15,26 +15,11 @@ from redis.connection import (
 )
 
 from redis_pool.config.alias import PoolConfig
-from redis_pool.config.defaults import default_client_name, hostname
+from redis_pool.config.defaults import default_client_name
 from redis_pool.pools import hooks
+from redis_pool.pools._redis_py import CheapPidCheck
 from redis_pool.pools.connections import instrumented_connection_class
-from redis_pool.stats.counters import Counters, PoolStats
-
-
-def _fork_mark() -> mmap.mmap | None:
-    """One byte that the kernel zeroes in every child process, whoever forks: a private
-    page marked MADV_WIPEONFORK (Linux 4.14+). None where there is no such thing."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        mark = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        # 18 is Linux's value; Python's mmap module names it only from 3.13 on.
-        mark.madvise(getattr(mmap, "MADV_WIPEONFORK", 18))
-    except (AttributeError, OSError, ValueError):
-        return None
-    mark[0] = 1
-    return mark
-
+from redis_pool.stats.counters import Counters, PoolIdentity, PoolStats
 
 DIRECT_ALIAS = "(direct)"
 """The alias a pool built with redis-py's arguments (not from ``REDIS_POOL``) reports."""
@@ -50,22 +35,30 @@ def direct_address(kwargs: dict[str, Any]) -> str:
     return f"{'rediss' if ssl else 'redis'}://{host}:{port}/{kwargs.get('db', 0)}"
 
 
-# This process's pid, and a byte that a fork clears in the child. A fork from C (uWSGI's
-# prefork, a C extension, ctypes' libc.fork()) runs no Python at-fork hook, so the hook
-# alone would leave such a child on its parent's sockets; the byte cannot miss a fork.
-_pid = os.getpid()
-_mark = _fork_mark()
+def pool_stats(pool: Any) -> PoolStats:
+    """A snapshot of ``pool``'s counters; never touches the pool or the network.
 
-
-def _refresh_pid() -> int:
-    global _pid
-    _pid = os.getpid()
-    if _mark is not None:
-        _mark[0] = 1
-    return _pid
-
-
-os.register_at_fork(after_in_child=_refresh_pid)
+    ``pool`` is one of ours, or anything with its ``alias``, ``address``,
+    ``max_connections``, ``counters`` and ``connection_kwargs`` (an asyncio Cluster node,
+    whose connections redis-py lends out itself: none counted in use).
+    """
+    counters: Counters = pool.counters
+    threshold = getattr(pool, "_rp_leak_threshold", None)
+    identity = PoolIdentity(
+        alias=pool.alias,
+        pool_class=type(pool).__name__,
+        address=pool.address,
+        max_connections=pool.max_connections,
+        client_name=str(pool.connection_kwargs.get("client_name") or ""),
+        leak_detection_threshold=threshold,
+    )
+    if counters.pid != os.getpid():
+        # Forked, and not used in this process yet: nothing of the parent's counts here.
+        return Counters(threshold).snapshot(identity, in_use=0, made=0)
+    in_use = getattr(pool, "_rp_in_use", None)
+    if in_use is None:
+        return counters.snapshot(identity, in_use=0, made=0)
+    return counters.snapshot(identity, in_use=in_use(), made=pool._rp_made())
 
 
 def observability_id(alias: str) -> str:
@@ -78,19 +71,70 @@ def observability_id(alias: str) -> str:
     return f"redis_pool:{alias}:{secrets.token_hex(4)}"
 
 
-class InstrumentedPoolMixin:
-    """Per-alias counters, per-process client names, and the ``stats()`` snapshot."""
+class PoolCommon:
+    """Per-alias counters and identity, sync and asyncio alike."""
 
     alias: str
     counters: Counters
     address: str
-    pid: int
-    _rp_default_name: bool
-    _rp_leak_threshold: float | None
-    _rp_monitored: bool
-    _pool_id: str
     max_connections: int
     connection_kwargs: dict[str, Any]
+    _rp_default_name = False
+    _rp_leak_threshold: float | None = None
+    _rp_monitored = False
+    _pool_id: str
+
+    def _rp_setup(self, config: PoolConfig) -> None:
+        self.alias = config.alias
+        self.address = config.address
+        self._rp_leak_threshold = config.leak_detection_threshold
+        self.counters = Counters(self._rp_leak_threshold)
+        self._rp_default_name = not config.client_name_set
+        self._rp_monitored = config.monitored
+        # redis-py's asyncio pools set no id of their own; the sync ones set a random one
+        # in __init__, replaced again in reset(): see observability_id.
+        self._pool_id = observability_id(config.alias)
+
+    def _rp_setup_direct(self, kwargs: dict[str, Any]) -> None:
+        # Not an alias of REDIS_POOL: counted like one, never published, never renamed.
+        self.alias = DIRECT_ALIAS
+        self.address = direct_address(kwargs)
+        self._rp_leak_threshold = None
+        self.counters = Counters(None)
+        self._rp_default_name = False
+        self._rp_monitored = False
+
+    def make_connection(self) -> Any:
+        connection = super().make_connection()  # type: ignore[misc]
+        connection._rp_counters = self.counters
+        connection._rp_alias = self.alias
+        if self._rp_monitored:
+            # The first connection of this process (a forked child's, an async-only
+            # process's) starts the monitor thread that publishes stats and looks for
+            # leaks; later calls are one comparison. Not on the checkout path: only new
+            # connections get here.
+            hooks.monitored_connection_made()
+        return connection
+
+    def _rp_in_use(self) -> int:
+        """Connections checked out now, read from the pool's own structures."""
+        raise NotImplementedError
+
+    def _rp_made(self) -> int:
+        """Connections made since reset (or fork): the most ever in use at once, since a
+        pool makes one only when every one it has is checked out."""
+        raise NotImplementedError
+
+    def stats(self) -> PoolStats:
+        """A snapshot of this pool's counters; never touches the pool or the network."""
+        return pool_stats(self)
+
+
+class InstrumentedPoolMixin(CheapPidCheck, PoolCommon):
+    """The sync pools' share: ``PoolCommon``, fork detection, per-process client names,
+    and retirement."""
+
+    pid: int
 
     def _rp_init_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """redis-py's constructor arguments, from either caller: the registry passes the
@@ -112,34 +156,6 @@ class InstrumentedPoolMixin:
         )
         return kwargs
 
-    def _rp_setup_direct(self, kwargs: dict[str, Any]) -> None:
-        # Not an alias of REDIS_POOL: counted like one, never published, never renamed.
-        self.alias = DIRECT_ALIAS
-        self.address = direct_address(kwargs)
-        self._rp_leak_threshold = None
-        self.counters = Counters(None)
-        self._rp_default_name = False
-        self._rp_monitored = False
-
-    def _rp_setup(self, config: PoolConfig) -> None:
-        self.alias = config.alias
-        self.address = config.address
-        self._rp_leak_threshold = config.leak_detection_threshold
-        self.counters = Counters(self._rp_leak_threshold)
-        self._rp_default_name = not config.client_name_set
-        self._rp_monitored = config.monitored
-
-    def _checkpid(self, _mark: Any = _mark) -> None:
-        # redis-py runs this on every checkout and return, and asks the kernel for the pid
-        # each time (os.getpid() is a system call: ~0.2-0.4 us here, twice per cycle, more
-        # than all of our counting). Reading the fork mark is not: only when a fork has
-        # cleared it (or where there is none) is the pid asked for. Then redis-py's own
-        # check (and reset) runs as before.
-        if _mark is None or not _mark[0]:
-            _refresh_pid()
-        if self.pid != _pid:
-            super()._checkpid()  # type: ignore[misc]
-
     def reset(self) -> None:
         # reset() runs in __init__ (after redis-py set its random _pool_id) and, through
         # _checkpid(), first thing in a forked child: a child starts with its own counters
@@ -151,17 +167,6 @@ class InstrumentedPoolMixin:
             if self._rp_default_name:
                 self.connection_kwargs["client_name"] = default_client_name(self.alias)
         super().reset()  # type: ignore[misc]
-
-    def make_connection(self) -> Any:
-        connection = super().make_connection()  # type: ignore[misc]
-        connection._rp_counters = self.counters
-        connection._rp_alias = self.alias
-        if self._rp_monitored:
-            # The first connection of this process (a forked child's too) starts the
-            # monitor thread that publishes stats and looks for leaks; later calls are
-            # one comparison. Not on the checkout path: only new connections get here.
-            hooks.monitored_connection_made()
-        return connection
 
     def in_use_connections(self) -> list[Any]:
         """The connections checked out now (for leak detection); never changes the pool."""
@@ -195,62 +200,3 @@ class InstrumentedPoolMixin:
     def _rp_retire(self) -> None:
         """Close idle connections, and every connection returned from now on."""
         raise NotImplementedError
-
-    def _rp_made(self) -> int:
-        """Connections made since reset (or fork)."""
-        raise NotImplementedError
-
-    def stats(self) -> PoolStats:
-        """A snapshot of this pool's counters; never touches the pool or the network."""
-        counters = self.counters
-        if counters.pid != os.getpid():
-            # Forked, and not used in this process yet: nothing of the parent's counts here.
-            counters = Counters(getattr(self, "_rp_leak_threshold", None))
-        open_now = counters.created - counters.closed
-        in_use_now = getattr(self, "_rp_in_use", None)  # the async pools share this method
-        made = 0
-        if in_use_now is None:
-            in_use, releases, checkouts = counters.in_use, counters.releases, counters.checkouts
-        elif counters is self.counters:
-            # The sync pools count timed returns (hold_slot) and untimed ones (releases) and
-            # read the in-use gauge from the pool itself: checkouts follow. They make a
-            # connection only when every one they have is checked out, so the connections
-            # made since reset (or fork) are the most ever in use at once: the high-water
-            # mark, with nothing to track on the checkout path.
-            in_use = in_use_now()
-            releases = counters.hold_slot + counters.releases
-            checkouts = releases + in_use
-            made = self._rp_made()
-        else:  # forked, not used here yet
-            in_use = releases = checkouts = 0
-        wait, hold = counters.timings()
-        return PoolStats(
-            alias=self.alias,
-            pid=os.getpid(),
-            pool_class=type(self).__name__,
-            address=self.address,
-            max_connections=self.max_connections,
-            open=open_now,
-            in_use=in_use,
-            idle=max(0, open_now - in_use),
-            waiting=counters.waiting,
-            created=counters.created,
-            closed=counters.closed,
-            checkouts=checkouts,
-            releases=releases,
-            waits=counters.waits,
-            wait_timeouts=counters.wait_timeouts,
-            exhausted=counters.exhausted,
-            errors=counters.errors,
-            leaks=counters.leaks,
-            high_water=max(counters.high_water, in_use, made),
-            wait=wait,
-            hold=hold,
-            since=counters.since,
-            connect=counters.connect_timing(),
-            host=hostname(),
-            client_name=str(self.connection_kwargs.get("client_name") or ""),
-            leak_detection_threshold=getattr(self, "_rp_leak_threshold", None),
-            publishes=counters.publishes,
-            publish_errors=counters.publish_errors,
-        )

@@ -7,7 +7,7 @@ to its reply: the reply gets the block time plus a grace period of one ``socket_
 forever (timeout ``0``, ``BLOCK 0``, ``WAIT n 0``) waits as asked: its reply has no read
 deadline, and a dead server is noticed by TCP keepalive (see docs/blocking-commands.md).
 
-The connection classes (``pools.py``, ``aio_pools.py``) call ``reply_timeout()`` only for
+The connection classes (``pools/connections.py``) call ``reply_timeout()`` only for
 a command whose name is in ``BLOCKING_COMMANDS``: every other command pays one set lookup.
 """
 

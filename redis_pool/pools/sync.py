@@ -15,8 +15,12 @@ from redis.connection import (
 from redis_pool.config.alias import PoolConfig
 from redis_pool.exceptions import PoolExhaustedError
 from redis_pool.pools.base import InstrumentedPoolMixin
-from redis_pool.pools.fair_queue import FairLifoQueue, LeakTrackingFairLifoQueue
-from redis_pool.pools.in_use import CountingSet, LeakTrackingSet
+from redis_pool.pools.counting import (
+    CountingFairLifoQueue,
+    CountingSet,
+    LeakTrackingFairLifoQueue,
+    LeakTrackingSet,
+)
 from redis_pool.pools.retire import retire_class
 from redis_pool.stats.leaks import capture
 
@@ -73,7 +77,7 @@ class RedisPool(InstrumentedPoolMixin, ConnectionPool):
 class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
     """Blocking pool: waits up to ``pool_timeout`` seconds for a free connection."""
 
-    pool: FairLifoQueue
+    pool: CountingFairLifoQueue
     _connections: list[Any]
     timeout: float | None
 
@@ -86,7 +90,7 @@ class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
             args = ()
         kwargs = self._rp_init_args(args, kwargs)
         # The queue is ours: it counts, and hands connections to waiters fairly.
-        make_queue: Callable[[int], FairLifoQueue] = self._rp_queue
+        make_queue: Callable[[int], CountingFairLifoQueue] = self._rp_queue
         kwargs["queue_class"] = make_queue
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
 
@@ -97,10 +101,12 @@ class BlockingRedisPool(InstrumentedPoolMixin, BlockingConnectionPool):
             return
         super().release(connection)  # type: ignore[no-untyped-call]
 
-    def _rp_queue(self, maxsize: int) -> FairLifoQueue:
+    def _rp_queue(self, maxsize: int) -> CountingFairLifoQueue:
         # redis-py builds the queue in reset(), after our reset() made this process's
         # counters: the queue counts from its first get.
-        counting = LeakTrackingFairLifoQueue if self.counters.capture_stacks else FairLifoQueue
+        counting = (
+            LeakTrackingFairLifoQueue if self.counters.capture_stacks else CountingFairLifoQueue
+        )
         return counting(maxsize, self)
 
     def _rp_in_use(self) -> int:

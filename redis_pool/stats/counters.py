@@ -1,11 +1,5 @@
-"""Per-process pool statistics: counters updated on checkout/return, read as a snapshot.
-
-The sync pools update ``Counters`` from inside redis-py's own critical sections (the pool's
-lock, or the blocking pool's queue mutex; see ``pools.py``), so the hot path is a handful of
-integer adds and one clock read per side, with no lock of ours. Rarer events (connects,
-closes, errors) and the async pools go through ``add()`` / ``on_checkout()`` /
-``on_release()``, which take the counters' own lock.
-"""
+"""Per-process pool statistics: ``Counters`` updated by the pools, read as a ``PoolStats``
+snapshot (``Counters.snapshot``). The accounting model is in ``Counters``' docstring."""
 
 from __future__ import annotations
 
@@ -15,6 +9,8 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from redis_pool.config.defaults import hostname
 
 # Recent samples kept for percentiles: a power of two so the ring index is a mask.
 SAMPLES = 1024
@@ -62,7 +58,7 @@ ZERO = Timing(0, 0.0, 0.0, 0.0, 0.0)
 class PoolStats:
     """A snapshot of one alias's pool in this process. ``as_dict()`` is JSON-ready.
 
-    Field meanings are documented in README: Pool statistics; the published snapshot and
+    Field meanings are documented in docs/statistics.md; the published snapshot and
     ``redis_poolstats --json`` carry the same names.
     """
 
@@ -101,8 +97,40 @@ class PoolStats:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PoolIdentity:
+    """What a snapshot says about the pool itself, beside its counters."""
+
+    alias: str
+    pool_class: str
+    address: str
+    max_connections: int
+    client_name: str
+    leak_detection_threshold: float | None
+
+
 class Counters:
-    """Mutable counters owned by one pool. Replaced, not reset, after a fork."""
+    """Mutable counters owned by one pool. Replaced, not reset, after a fork.
+
+    One accounting model for every pool, sync and asyncio:
+
+    - The return path counts. A return of a connection whose checkout was timed records
+      its hold time (``held()``): ``hold_slot`` is how many such returns there were. A
+      return without a hold time (redis-py hands the blocking pool's queue a ``None``
+      placeholder for a connection it did not keep) adds to ``untimed_returns``.
+    - The checkout path only stamps the connection (``_rp_out``, the clock at checkout),
+      and counts nothing.
+    - The in-use gauge is read from the pool at snapshot time (its in-use set or queue),
+      so checkouts are returns plus in use, and the high-water mark is the number of
+      connections the pool made (a pool makes one only when all it has are in use).
+      ``snapshot()`` does the arithmetic, for every pool the same.
+
+    The hot path runs under a lock that is not ours (redis-py's pool lock, the blocking
+    pool's queue mutex) or on the event loop's thread, the only writer for an asyncio pool:
+    plain integer adds, no lock. Waits are counted by the queue (sync) or the pool (async)
+    in the same places. Rarer events (connects, closes, errors, publishes) go through
+    ``add()`` / ``connected()``, which take the counters' own lock.
+    """
 
     __slots__ = (
         "_connect_samples",
@@ -110,29 +138,25 @@ class Counters:
         "_wait_samples",
         "_wait_slot",
         "capture_stacks",
-        "checkouts",
         "closed",
         "connect_max",
         "connect_total",
-        "connects",
         "created",
         "errors",
         "exhausted",
-        "high_water",
         "hold_log",
         "hold_max",
         "hold_samples",
         "hold_slot",
         "hold_total",
-        "in_use",
         "late_leaks",
         "leak_limit",
         "leaks",
         "pid",
         "publish_errors",
         "publishes",
-        "releases",
         "since",
+        "untimed_returns",
         "wait_max",
         "wait_timeouts",
         "wait_total",
@@ -144,45 +168,30 @@ class Counters:
         self._lock = threading.Lock()
         self.pid = os.getpid()
         self.since = time.time()
-        self.created = self.closed = self.connects = 0
-        self.checkouts = self.releases = self.in_use = self.high_water = 0
+        self.created = self.closed = self.untimed_returns = 0
         self.waits = self.waiting = self.wait_timeouts = self.exhausted = 0
         self.errors = self.leaks = self.publishes = self.publish_errors = 0
         self.wait_total = self.wait_max = self.hold_total = self.hold_max = 0.0
         self.connect_total = self.connect_max = 0.0
         self._wait_samples: list[float] = []
         self.hold_samples: list[float] = [0.0] * SAMPLES
-        self._connect_samples: list[float] = []
-        self._wait_slot = self.hold_slot = 0
         # Each hold time, for an exporter (log_holds); appended and taken without a lock
         # (deque.append and popleft are atomic).
         self.hold_log = new_hold_log()
+        self._connect_samples: list[float] = []
+        self._wait_slot = self.hold_slot = 0
         # Leak detection: a hold longer than leak_limit (seconds) is a suspected leak. NEVER
-        # when off, so the release path compares one float either way.
+        # when off, so the return path compares one float either way.
         self.leak_limit = NEVER if leak_detection_threshold is None else leak_detection_threshold
         self.capture_stacks = leak_detection_threshold is not None
         # (held seconds, checkout stack, already reported) for connections returned after
-        # the limit; appended on release (list.append is atomic), logged by the monitor.
+        # the limit; appended on return (list.append is atomic), logged by the monitor.
         self.late_leaks: list[tuple[float, Any, bool]] = []
 
-    # -- checkout and return of the async pools (the sync pools inline the same adds in
-    # pools.py, under redis-py's own lock, and derive in_use and releases from the pool) ---
-    def checked_out(self) -> None:
-        """Count one checkout."""
-        self.checkouts += 1
-        in_use = self.in_use = self.in_use + 1
-        if in_use > self.high_water:
-            self.high_water = in_use
-
-    def returned(self, held: float) -> None:
-        """Count one return after ``held`` seconds."""
-        self.releases += 1
-        self.in_use -= 1
-        self.held(held)
-
+    # -- the hot path: callers hold the pool's lock or the queue's mutex, or run on the
+    # asyncio pool's event loop ------------------------------------------------------------
     def held(self, seconds: float) -> None:
-        """Record a connection's hold time. The sync pools call it under redis-py's lock;
-        a return there counts by its ``hold_slot`` (see ``InstrumentedPoolMixin.stats``)."""
+        """Count one return, of a connection held ``seconds`` since its checkout."""
         self.hold_total += seconds
         if seconds > self.hold_max:
             self.hold_max = seconds
@@ -195,24 +204,19 @@ class Counters:
 
     def waited(self, seconds: float) -> None:
         """A checkout waited ``seconds``, with or without a connection at the end (so the
-        timing's count is ``waits``). Caller holds the queue's mutex or our lock."""
+        wait timing's count is ``waits``)."""
         self.wait_total += seconds
         if seconds > self.wait_max:
             self.wait_max = seconds
         _push(self._wait_samples, seconds, self._wait_slot)
         self._wait_slot += 1
 
-    # -- the async pools: one lock of ours per event -----------------------------------
-    def on_checkout(self, waited: float) -> None:
-        with self._lock:
-            self.checked_out()
-            self.waited(waited)
+    @property
+    def returns(self) -> int:
+        """Returns counted since the counters started: timed and untimed."""
+        return self.hold_slot + self.untimed_returns
 
-    def on_release(self, held: float) -> None:
-        with self._lock:
-            self.returned(held)
-
-    # -- rarer events --------------------------------------------------------------------
+    # -- rarer events: our own lock ----------------------------------------------------------
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
@@ -227,8 +231,8 @@ class Counters:
             _push(self._connect_samples, seconds, self.created - 1)
 
     def timings(self) -> tuple[Timing, Timing]:
-        """(wait, hold). Sync pools time only the checkouts that had to wait; the async
-        pools time every checkout: ``count`` says how many were timed."""
+        """(wait, hold): waits are timed only for checkouts that had to wait (``count`` is
+        ``waits``), holds for every timed return."""
         with self._lock:
             waits = list(self._wait_samples)
             filled = min(self.hold_slot, SAMPLES)
@@ -245,6 +249,44 @@ class Counters:
         with self._lock:
             samples = list(self._connect_samples)
             return _timing(self.created, self.connect_total, self.connect_max, samples)
+
+    def snapshot(self, pool: PoolIdentity, *, in_use: int, made: int) -> PoolStats:
+        """``PoolStats`` of ``pool``, with ``in_use`` connections checked out now and
+        ``made`` made since these counters started. One implementation for every pool,
+        sync and asyncio: the fields mean the same everywhere."""
+        open_now = self.created - self.closed
+        returns = self.returns
+        wait, hold = self.timings()
+        return PoolStats(
+            alias=pool.alias,
+            pid=os.getpid(),
+            pool_class=pool.pool_class,
+            address=pool.address,
+            max_connections=pool.max_connections,
+            open=open_now,
+            in_use=in_use,
+            idle=max(0, open_now - in_use),
+            waiting=self.waiting,
+            created=self.created,
+            closed=self.closed,
+            checkouts=returns + in_use,
+            releases=returns,
+            waits=self.waits,
+            wait_timeouts=self.wait_timeouts,
+            exhausted=self.exhausted,
+            errors=self.errors,
+            leaks=self.leaks,
+            high_water=max(in_use, made),
+            wait=wait,
+            hold=hold,
+            since=self.since,
+            connect=self.connect_timing(),
+            host=hostname(),
+            client_name=pool.client_name,
+            leak_detection_threshold=pool.leak_detection_threshold,
+            publishes=self.publishes,
+            publish_errors=self.publish_errors,
+        )
 
 
 def _push(samples: list[float], value: float, slot: int) -> None:

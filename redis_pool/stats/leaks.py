@@ -2,9 +2,10 @@
 
 With ``leak_detection_threshold`` set for an alias, every checkout records where it
 happened (a cheap walk of the frames, formatted only if ever reported). The per-process
-monitor thread (``monitor.py``) then logs, once per checkout, any connection held longer
-than the threshold, with that stack; a connection returned late, before the monitor saw
-it, is reported from the return path's note. Nothing here runs when the threshold is unset.
+monitor thread (``observability/monitor.py``) then logs, once per checkout, any
+connection held longer than the threshold, with that stack; a connection returned late,
+before the monitor saw it, is reported from the return path's note. Nothing here runs
+when the threshold is unset.
 """
 
 from __future__ import annotations

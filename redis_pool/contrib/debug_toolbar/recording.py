@@ -127,11 +127,11 @@ def _gauges(pool: Any) -> tuple[int, int] | None:
     """(in use, waiting) of one of our pools, as ``stats()`` counts them, without the rest
     of ``stats()`` (a command pays this, not the snapshot). ``None``: not our pool."""
     counters = getattr(pool, "counters", None)
-    if counters is None or not hasattr(pool, "stats"):
-        return None
-    # The sync pools read in-use from their own structures; the asyncio pools count it.
     in_use = getattr(pool, "_rp_in_use", None)
-    return (in_use() if in_use is not None else counters.in_use), counters.waiting
+    if counters is None or in_use is None or not hasattr(pool, "stats"):
+        return None
+    # Every pool of ours reads in-use from its own structures (stats.counters.Counters).
+    return in_use(), counters.waiting
 
 
 def _alias_of(client: Any) -> str:
