@@ -4,7 +4,7 @@
 clock of the test's: the policy reads ``monotonic`` from its module).
 
 The sentinels' ``Retry`` (``sentinel_kwargs["retry"]``) keeps its backoff on both sides. The
-async side converts the sync ``Retry`` of the settings (``topologies.retry``); it used
+async side converts the sync ``Retry`` of the settings (``pools.retry``); it used
 to drop the backoff, so an async client retried a sentinel that was down back to back while
 a sync one waited between attempts. No server is needed: the sentinel is a loopback port
 nothing listens on, so each attempt is refused at once and the time spent is the backoff.
@@ -25,10 +25,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from redis_pool import aget_redis, get_redis
+from redis_pool.pools.retry import async_retry
 from redis_pool.registry import get_config
 from redis_pool.topologies import sentinel
 from redis_pool.topologies.build import build_async_topology, build_topology
-from redis_pool.topologies.retry import async_retry
 from redis_pool.topologies.sentinel import (
     MASTER_CHECK_BACKOFF,
     MASTER_CHECK_INTERVAL,

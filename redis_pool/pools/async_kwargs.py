@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 from functools import cache
 from typing import Any
@@ -19,12 +18,11 @@ from redis._parsers import (
 )
 from redis._parsers.base import AsyncBaseParser
 from redis.asyncio import connection as async_connection
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.retry import Retry as SyncRetry
 
 from redis_pool.config.alias import PoolConfig
 from redis_pool.config.defaults import default_client_name
 from redis_pool.pools.connections import instrumented_connection_class
+from redis_pool.pools.retry import async_retry
 
 # config/ resolves settings to redis-py's sync classes; these are their asyncio twins.
 ASYNC_CONNECTION: dict[type[Any], type[Any]] = {
@@ -84,15 +82,8 @@ def async_kwargs(config: PoolConfig) -> dict[str, Any]:
             f"{where} sets {', '.join(map(repr, unsupported))}, which redis.asyncio does not "
             "support, so aget_redis() cannot build this alias."
         )
-    retry = kwargs.get("retry")
-    if isinstance(retry, SyncRetry):
-        # redis-py has no public sync->async Retry conversion; both keep their whole
-        # state in these AbstractRetry attributes.
-        kwargs["retry"] = AsyncRetry(
-            copy.deepcopy(retry._backoff),
-            retry.get_retries(),
-            retry._supported_errors,  # type: ignore[arg-type]
-        )
+    if "retry" in kwargs:
+        kwargs["retry"] = async_retry(kwargs["retry"])
     parser = kwargs.get("parser_class")
     if parser is not None and not (
         isinstance(parser, type) and issubclass(parser, AsyncBaseParser)

@@ -37,9 +37,9 @@ from redis_pool.config.secrets import node_address, redact
 from redis_pool.exceptions import ClusterUnavailableError
 from redis_pool.pools.asyncio import async_kwargs
 from redis_pool.pools.base import InstrumentedPoolMixin
+from redis_pool.pools.retry import async_retry
 from redis_pool.pools.sync import BlockingRedisPool, RedisPool
 from redis_pool.stats.counters import Counters, PoolStats, Timing
-from redis_pool.topologies.retry import async_retry
 
 AnyPool = RedisPool | BlockingRedisPool
 

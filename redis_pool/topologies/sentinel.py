@@ -34,9 +34,9 @@ from redis_pool.config.alias import PoolConfig
 from redis_pool.config.keys import SSL
 from redis_pool.pools.asyncio import AsyncBlockingRedisPool, AsyncRedisPool, async_kwargs
 from redis_pool.pools.connections import instrumented_async_connection_class
+from redis_pool.pools.retry import async_retry
 from redis_pool.pools.sync import BlockingRedisPool, RedisPool
 from redis_pool.stats.counters import PoolStats
-from redis_pool.topologies.retry import async_retry
 
 AnyPool = RedisPool | BlockingRedisPool
 AnyAsyncPool = AsyncRedisPool | AsyncBlockingRedisPool

@@ -1,4 +1,4 @@
-"""The one sync-to-async ``Retry`` conversion of the topologies.
+"""The one sync-to-async ``Retry`` conversion, for the asyncio pools and the topologies.
 
 Settings hold ``redis.retry.Retry`` objects (parsed once, for the sync pools); an async
 client needs ``redis.asyncio.retry.Retry``. The conversion keeps all three parts: the
