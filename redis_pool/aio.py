@@ -284,11 +284,15 @@ def _close_pools(loop: asyncio.AbstractEventLoop) -> None:
         worker.join()
 
 
+def async_entries(alias: str = DEFAULT_ALIAS) -> list[Any]:
+    """This process's entries for ``alias``: one per live event loop that has used it."""
+    with _lock:
+        return [pools.entries[alias] for pools in list(_live) if alias in pools.entries]
+
+
 def async_pool_stats(alias: str = DEFAULT_ALIAS) -> list[PoolStats]:
     """This process's statistics for ``alias``'s async pools: one per live event loop."""
-    with _lock:
-        entries = [pools.entries[alias] for pools in list(_live) if alias in pools.entries]
-    return [stats for entry in entries for stats in entry.stats()]
+    return [stats for entry in async_entries(alias) for stats in entry.stats()]
 
 
 def async_multiplex_stats(alias: str = DEFAULT_ALIAS) -> list[MultiplexStats]:

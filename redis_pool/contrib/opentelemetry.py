@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
     ) from exc
 
 from redis_pool import node_pools, pool_stats
-from redis_pool.aio import async_pool_stats
+from redis_pool.aio import async_entries, async_pool_stats
 from redis_pool.registry import aliases as configured_aliases
 from redis_pool.stats.counters import log_holds, new_hold_log
 
@@ -50,12 +50,8 @@ HOLD_LOG_SIZE = 1 << 17
 def _async_pools(alias: str) -> list[Any]:
     """This process's async pools of ``alias`` (one per event loop; Sentinel: master and
     replicas; Cluster: one per node)."""
-    from redis_pool import aio  # its private registry of loops: nothing public lists pools
-
-    with aio._lock:
-        entries = [pools.entries[alias] for pools in list(aio._live) if alias in pools.entries]
     found: list[Any] = []
-    for entry in entries:
+    for entry in async_entries(alias):
         single = getattr(entry, "pool", None)
         several = getattr(entry, "pools", None)  # Sentinel
         if single is not None:
